@@ -1,0 +1,32 @@
+"""tfprune: pruning for Keras models, measured on the artifact the device runs.
+
+Nothing heavy is imported here: ``import tfprune`` does not import TensorFlow.
+Public names are resolved on first use.
+
+Example:
+    >>> import tfprune
+    >>> tfprune.__version__
+    '0.1.0'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_PUBLIC = {
+    "export": "tfprune.export",
+    "Artifact": "tfprune.export",
+    "inspect_flatbuffer": "tfprune.export",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'tfprune' has no attribute {name!r}")
