@@ -1,0 +1,34 @@
+# Two commands on a fresh machine (Python 3.11, pip, gcc, make):
+#   make demo   install, train a small CNN on CIFAR-10, export it for Cortex-M, print the report
+#   make test   install (with the Cortex-M compiler) and run the tests
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEMO_ARGS ?=
+
+.PHONY: demo test install arm-toolchain clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# Debian's Cortex-M cross compiler: it compiles the generated model arrays and gives their flash size.
+arm-toolchain:
+	@command -v arm-none-eabi-g++ >/dev/null || { \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) apt-get install -y -q gcc-arm-none-eabi libnewlib-arm-none-eabi; }
+
+demo: install arm-toolchain
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python examples/train_and_export.py --out demo_out --force $(DEMO_ARGS)
+
+test: install arm-toolchain
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf demo_out .pytest_cache

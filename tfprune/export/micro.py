@@ -1,0 +1,119 @@
+"""Running a flatbuffer in the TensorFlow Lite Micro interpreter on this host.
+
+The ``tflite-micro`` package runs the same kernels as a microcontroller build
+(reference kernels, DECODE included), so the arena it allocates is the arena a
+firmware needs. Times are this host's, useful only as ratios between models
+measured in the same run.
+
+Example:
+    >>> from pathlib import Path
+    >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+    >>> runner = MicroRunner(fb)
+    >>> runner.arena_bytes
+    55984
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+
+#: Arena handed to the host interpreter; the real need is measured, not guessed.
+HOST_ARENA_BYTES = 16 * 1024 * 1024
+
+_ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+
+
+class MicroRunner:
+    """A TFLite Micro interpreter over one flatbuffer, with its measured arena.
+
+    Raises ``ValueError`` with one line when TFLite Micro cannot load the model
+    (for example an operator it does not have).
+
+    Example:
+        >>> from pathlib import Path
+        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> MicroRunner(fb).run(np.zeros((1, 32, 32, 3), np.int8)).shape
+        (1, 10)
+    """
+
+    def __init__(self, flatbuffer: bytes) -> None:
+        from tflite_micro.python.tflite_micro import runtime
+
+        with _captured_stderr() as captured:
+            try:
+                self._interpreter = runtime.Interpreter.from_bytes(bytes(flatbuffer), arena_size=HOST_ARENA_BYTES)
+            except Exception as error:
+                reason = _micro_error(captured.read_so_far()) or str(error).splitlines()[0]
+                raise ValueError(f"TFLite Micro cannot load this model: {reason}") from None
+        self.input_details = self._interpreter.get_input_details(0)
+        self.output_details = self._interpreter.get_output_details(0)
+        self.arena_bytes = self._measure_arena()
+
+    def run(self, sample: np.ndarray) -> np.ndarray:
+        """Run one sample already in the model's input type; returns the raw output."""
+        self._interpreter.set_input(np.asarray(sample, self.input_details["dtype"]), 0)
+        self._interpreter.invoke()
+        return np.array(self._interpreter.get_output(0))
+
+    def seconds_per_inference(self, sample: np.ndarray, repeats: int = 20) -> float:
+        """Median wall time of ``repeats`` invocations on this host, in seconds."""
+        self._interpreter.set_input(np.asarray(sample, self.input_details["dtype"]), 0)
+        self._interpreter.invoke()  # first call pays one-time kernel set-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            self._interpreter.invoke()
+            times.append(time.perf_counter() - start)
+        return float(np.median(times))
+
+    def zero_input(self) -> np.ndarray:
+        """An input filled with the input's zero point (real value 0)."""
+        points = self.input_details["quantization_parameters"]["zero_points"]
+        zero_point = int(points[0]) if len(points) else 0
+        return np.full(self.input_details["shape"], zero_point, self.input_details["dtype"])
+
+    def _measure_arena(self) -> int:
+        # The recording allocator knows the arena only after an invocation.
+        self.run(self.zero_input())
+        with _captured_stderr() as captured:
+            self._interpreter.print_allocations()
+            match = _ARENA_TOTAL.search(captured.read_so_far())
+        if not match:
+            raise RuntimeError("TFLite Micro did not report its arena allocation")
+        return int(match.group(1))
+
+
+def _micro_error(log: str) -> str:
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    return "; ".join(lines[:2])
+
+
+class _Capture:
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def read_so_far(self) -> str:
+        with open(self._path, errors="replace") as handle:
+            return handle.read()
+
+
+@contextmanager
+def _captured_stderr() -> Iterator[_Capture]:
+    """Capture what C++ code writes to file descriptor 2 (MicroPrintf on the host)."""
+    fd, path = tempfile.mkstemp(prefix="tfprune_tflm_", suffix=".log")
+    saved = os.dup(2)
+    try:
+        os.dup2(fd, 2)
+        yield _Capture(path)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
+        os.unlink(path)
