@@ -16,14 +16,14 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
-_PUBLIC = {
-    "export": "tfprune.export",
-    "Artifact": "tfprune.export",
-    "inspect_flatbuffer": "tfprune.export",
-}
+# Bound eagerly (it imports no TensorFlow): importing the subpackage
+# ``tfprune.export`` would otherwise shadow the function of the same name.
+from tfprune.export import Artifact, Report, export, inspect_flatbuffer  # noqa: E402
 
-__all__ = ["__version__", *_PUBLIC]
+# public name -> module that defines it, imported on first use
+_PUBLIC: dict[str, str] = {}
+
+__all__ = ["__version__", "Artifact", "Report", "export", "inspect_flatbuffer", *_PUBLIC]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,14 +15,12 @@ Example:
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import time
-from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
+
+from tfprune._native import captured_output
 
 #: Arena handed to the host interpreter; the real need is measured, not guessed.
 HOST_ARENA_BYTES = 16 * 1024 * 1024
@@ -46,11 +44,11 @@ class MicroRunner:
     def __init__(self, flatbuffer: bytes) -> None:
         from tflite_micro.python.tflite_micro import runtime
 
-        with _captured_stderr() as captured:
+        with captured_output(2) as captured:
             try:
                 self._interpreter = runtime.Interpreter.from_bytes(bytes(flatbuffer), arena_size=HOST_ARENA_BYTES)
             except Exception as error:
-                reason = _micro_error(captured.read_so_far()) or str(error).splitlines()[0]
+                reason = _micro_error(captured.text()) or str(error).splitlines()[0]
                 raise ValueError(f"TFLite Micro cannot load this model: {reason}") from None
         self.input_details = self._interpreter.get_input_details(0)
         self.output_details = self._interpreter.get_output_details(0)
@@ -82,9 +80,9 @@ class MicroRunner:
     def _measure_arena(self) -> int:
         # The recording allocator knows the arena only after an invocation.
         self.run(self.zero_input())
-        with _captured_stderr() as captured:
+        with captured_output(2) as captured:
             self._interpreter.print_allocations()
-            match = _ARENA_TOTAL.search(captured.read_so_far())
+            match = _ARENA_TOTAL.search(captured.text())
         if not match:
             raise RuntimeError("TFLite Micro did not report its arena allocation")
         return int(match.group(1))
@@ -93,27 +91,3 @@ class MicroRunner:
 def _micro_error(log: str) -> str:
     lines = [line.strip() for line in log.splitlines() if line.strip()]
     return "; ".join(lines[:2])
-
-
-class _Capture:
-    def __init__(self, path: str) -> None:
-        self._path = path
-
-    def read_so_far(self) -> str:
-        with open(self._path, errors="replace") as handle:
-            return handle.read()
-
-
-@contextmanager
-def _captured_stderr() -> Iterator[_Capture]:
-    """Capture what C++ code writes to file descriptor 2 (MicroPrintf on the host)."""
-    fd, path = tempfile.mkstemp(prefix="tfprune_tflm_", suffix=".log")
-    saved = os.dup(2)
-    try:
-        os.dup2(fd, 2)
-        yield _Capture(path)
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(fd)
-        os.unlink(path)

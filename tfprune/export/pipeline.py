@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -203,17 +204,18 @@ def _verification_data(
     return calibration, None
 
 
-def _compression_entry(mode: str, result: Any, uncompressed: bytes) -> dict[str, Any]:
+def _compression_entry(mode: str, result: compress.CompressionResult, uncompressed: bytes) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "mode": mode,
         "applied": result.applied,
-        "tensors": [vars(tensor) if hasattr(tensor, "__dict__") else tensor for tensor in result.tensors],
+        "tensors": [dataclasses.asdict(tensor) for tensor in result.tensors],
+        "skipped": [dataclasses.asdict(tensor) for tensor in result.skipped],
     }
-    if result.applied:
+    if result.needs_decode:
         before = build_report(uncompressed, target="cortex-m")
         entry["uncompressed"] = {key: before[key] for key in ("flatbuffer_bytes", "weight_bytes", "tflm")}
     else:
-        entry["reason"] = "off" if mode == "off" else "no weight tensor has few enough values to gain from it"
+        entry["reason"] = result.note or "nothing to compress"
     return entry
 
 

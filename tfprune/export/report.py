@@ -125,13 +125,13 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     ]
     rows += _micro_rows("TFLite Micro", report["tflm"])
     compression = report.get("compression") or {}
-    if compression.get("applied"):
+    if compression.get("uncompressed"):
         before = compression["uncompressed"]
         rows.append(("LUT compression", f"{len(compression['tensors'])} tensors; without it: "
                      f"{before['flatbuffer_bytes']:,} B flatbuffer, {before['weight_bytes']:,} B weights"))
         rows += _micro_rows("  without compression", before["tflm"])
     elif compression:
-        rows.append(("LUT compression", f"not applied ({compression.get('reason', 'mode ' + compression['mode'])})"))
+        rows.append(("LUT compression", f"not applied ({compression['reason']})"))
     flash = report.get("flash")
     if flash:
         rows.append(("Cortex-M4 flash (model array)", f"{flash['text'] + flash['data']:,} B (arm-none-eabi-size)"))

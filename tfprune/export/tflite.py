@@ -27,6 +27,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from tfprune._native import captured_output
+
 #: How many representative samples calibrate int8 (DESIGN section 4).
 CALIBRATION_SAMPLES = 500
 
@@ -330,7 +332,8 @@ def _calibration_feed(samples: np.ndarray):
 
 def _run_converter(run: Any, model_name: str) -> bytes:
     try:
-        return bytes(run())
+        with captured_output():  # the converter prints MLIR statistics from C++
+            return bytes(run())
     except Exception as error:
         raise ValueError(f"model {model_name!r} cannot be converted: {_converter_reason(error)}") from None
 
