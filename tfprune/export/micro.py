@@ -73,8 +73,7 @@ class MicroRunner:
 
     def zero_input(self) -> np.ndarray:
         """An input filled with the input's zero point (real value 0)."""
-        points = self.input_details["quantization_parameters"]["zero_points"]
-        zero_point = int(points[0]) if len(points) else 0
+        _, zero_point = scale_and_zero_point(self.input_details)
         return np.full(self.input_details["shape"], zero_point, self.input_details["dtype"])
 
     def _measure_arena(self) -> int:
@@ -91,3 +90,16 @@ class MicroRunner:
 def _micro_error(log: str) -> str:
     lines = [line.strip() for line in log.splitlines() if line.strip()]
     return "; ".join(lines[:2])
+
+
+def scale_and_zero_point(details: dict) -> tuple[float, int]:
+    """The (first) scale and zero point of an interpreter's tensor details; (1, 0) if unquantized.
+
+    Example:
+        >>> scale_and_zero_point({"quantization_parameters": {"scales": [], "zero_points": []}})
+        (1.0, 0)
+    """
+    params = details["quantization_parameters"]
+    scale = float(params["scales"][0]) if len(params["scales"]) else 1.0
+    zero_point = int(params["zero_points"][0]) if len(params["zero_points"]) else 0
+    return scale, zero_point

@@ -63,7 +63,7 @@ def measure_micro(flatbuffer: bytes) -> dict[str, Any]:
     return {
         "arena_bytes": runner.arena_bytes,
         "ms_per_inference": round(runner.seconds_per_inference(runner.zero_input()) * 1e3, 4),
-        "measured_on": f"this host ({platform.machine()}, TFLite Micro Python interpreter)",
+        "measured_on": f"this host: {platform.machine()}, TFLite Micro Python interpreter",
     }
 
 
@@ -186,7 +186,8 @@ def _tensor_entry(tensor: Any) -> dict[str, Any]:
 def _layer_entry(layer: Any) -> dict[str, Any]:
     zeros = layer.weight_zeros
     return {
-        "name": layer.name,
+        "name": layer.keras_name or layer.name,
+        "tensor": layer.name,
         "op": layer.op,
         "input_channels": layer.input_channels,
         "output_channels": layer.output_channels,

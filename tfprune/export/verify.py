@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from tfprune.export.micro import MicroRunner
+from tfprune.export.micro import MicroRunner, scale_and_zero_point
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,7 @@ def quantize_input(samples: np.ndarray, details: dict) -> np.ndarray:
     dtype = np.dtype(details["dtype"])
     if dtype.kind == "f":
         return samples.astype(dtype)
-    params = details["quantization_parameters"]
-    scale = float(params["scales"][0]) if len(params["scales"]) else 1.0
-    zero_point = int(params["zero_points"][0]) if len(params["zero_points"]) else 0
+    scale, zero_point = scale_and_zero_point(details)
     info = np.iinfo(dtype)
     return np.clip(np.round(samples / scale) + zero_point, info.min, info.max).astype(dtype)
 
@@ -77,8 +75,10 @@ def verify_micro(
     ``samples`` are what the Keras model takes (floats); each interpreter
     quantizes them with its own input parameters.
     """
+    import tensorflow as tf
+
     micro = MicroRunner(flatbuffer)
-    reference = _tflite_reference(reference_flatbuffer)
+    reference = _tflite_runner(reference_flatbuffer, tf.lite.experimental.OpResolverType.BUILTIN_REF, real=False)
     unit = "quantized" if np.dtype(micro.output_details["dtype"]).kind in "iu" else "real"
     return _compare(
         lambda x: micro.run(quantize_input(x, micro.input_details)),
@@ -122,18 +122,7 @@ def verify_tflite(
     progress: bool = False,
 ) -> Verification:
     """Run a flatbuffer in the stock TFLite interpreter (as on Android) against the Keras model."""
-    import tensorflow as tf
-
-    interpreter = tf.lite.Interpreter(model_content=bytes(flatbuffer))
-    interpreter.allocate_tensors()
-    input_details = interpreter.get_input_details()[0]
-    output_details = interpreter.get_output_details()[0]
-
-    def run(x: np.ndarray) -> np.ndarray:
-        interpreter.set_tensor(input_details["index"], quantize_input(x, input_details))
-        interpreter.invoke()
-        return dequantize(interpreter.get_tensor(output_details["index"]), output_details)
-
+    run = _tflite_runner(flatbuffer, resolver=None, real=True)
     return _compare(run, _keras_runner(keras_model), samples, labels, "keras float (TFLite interpreter)", progress)
 
 
@@ -148,9 +137,7 @@ def dequantize(values: np.ndarray, details: dict) -> np.ndarray:
     """
     if np.dtype(details["dtype"]).kind == "f":
         return values.astype(np.float32)
-    params = details["quantization_parameters"]
-    scale = float(params["scales"][0]) if len(params["scales"]) else 1.0
-    zero_point = int(params["zero_points"][0]) if len(params["zero_points"]) else 0
+    scale, zero_point = scale_and_zero_point(details)
     return (values.astype(np.float32) - zero_point) * scale
 
 
@@ -168,21 +155,21 @@ def _keras_runner(keras_model: Any) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: np.asarray(keras_model(x, training=False))
 
 
-def _tflite_reference(flatbuffer: bytes) -> Callable[[np.ndarray], np.ndarray]:
+def _tflite_runner(flatbuffer: bytes, resolver: Any, real: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """One-sample runs in the TFLite interpreter; outputs raw, or in real units when ``real``."""
     import tensorflow as tf
 
-    interpreter = tf.lite.Interpreter(
-        model_content=bytes(flatbuffer),
-        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
-    )
+    options = {} if resolver is None else {"experimental_op_resolver_type": resolver}
+    interpreter = tf.lite.Interpreter(model_content=bytes(flatbuffer), **options)
     interpreter.allocate_tensors()
     input_details = interpreter.get_input_details()[0]
-    output_index = interpreter.get_output_details()[0]["index"]
+    output_details = interpreter.get_output_details()[0]
 
     def run(x: np.ndarray) -> np.ndarray:
         interpreter.set_tensor(input_details["index"], quantize_input(x, input_details))
         interpreter.invoke()
-        return interpreter.get_tensor(output_index)
+        output = interpreter.get_tensor(output_details["index"])
+        return dequantize(output, output_details) if real else output
 
     return run
 
