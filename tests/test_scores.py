@@ -258,6 +258,8 @@ def test_depthwise_channel_i_times_multiplier_plus_m_is_the_output_channel_it_fe
 
 def test_bad_inputs_give_one_clear_line():
     no_kernels = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.ReLU()])
+    inputs = tf.keras.Input((3,))
+    two_outputs = tf.keras.Model(inputs, [tf.keras.layers.Dense(2)(inputs), tf.keras.layers.Dense(2)(inputs)])
     cases = [
         (lambda: scores.magnitude(no_kernels), "no prunable layer"),
         (lambda: scores.snip(tiny(), (np.ones((6, 4)), Y)), "samples of shape (4,) but the model takes (3,)"),
@@ -269,6 +271,8 @@ def test_bad_inputs_give_one_clear_line():
         (lambda: scores.arsp_survival(tiny(), (X, Y), eps=0), "eps must be a positive number"),
         (lambda: scores.taylor(tiny(), (X, Y), loss="no_such_loss"), "unknown loss"),
         (lambda: scores.synflow(tiny(), input_shape=(4,)), "does not fit"),
+        (lambda: scores.synflow(two_outputs), "has 2 outputs; scores need a single-output model"),
+        (lambda: scores.snip(two_outputs, (X, Y)), "has 2 outputs; scores need a single-output model"),
         (lambda: scores.channel_scores({"hidden": np.ones(3)}, tiny()), "have shape (3,) but its kernel is (3, 4)"),
         (lambda: scores.channel_scores({"nope": np.ones(3)}, tiny()), "'nope', which is not a prunable layer"),
         (lambda: scores.channel_scores({}, tiny(), reduce="max"), "reduce must be one of sum, mean, l2"),

@@ -165,6 +165,7 @@ def synflow(model: Any, input_shape: tuple[int, ...] | None = None) -> Scores:
     import tensorflow as tf
 
     kernels = _kernels(model)
+    _output_layer(model)  # refuses multi-output models before any weight is touched
     shape = _synflow_input_shape(model, input_shape)
     variables = [v for v in model.variables if v.dtype.is_floating]
     saved = [v.numpy() for v in variables]
@@ -442,6 +443,7 @@ def _batches_and_objective(
     import tensorflow as tf
 
     parts = _labelled_batches(model, data, batches)
+    _output_layer(model)  # refuses multi-output models before any gradient is taken
     loss_fn = _loss_function(model, loss, parts)
     probabilities = _ends_in_softmax(model)
 
@@ -520,6 +522,8 @@ def _loss_function(model: Any, loss: Any, parts: list[tuple[np.ndarray, np.ndarr
 
 
 def _output_layer(model: Any) -> Any:
+    if len(model.outputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; scores need a single-output model")
     return model.outputs[0]._keras_history.layer
 
 
