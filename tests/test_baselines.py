@@ -1,0 +1,156 @@
+"""Baselines: tfmot magnitude pruning saves no flash, tfmot clustering does (LUT), helpers match settings."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import tfprune
+from tfprune import baselines
+
+
+@pytest.fixture(scope="module")
+def finetune_data(shared_data):
+    """1,000 MNIST training images the trained_mnist fixture did not see, raw 0..255 floats."""
+    from tfprune.datasets import load_mnist
+
+    (x, y), _ = load_mnist(shared_data / "mnist.npz")
+    return x[6000:7000].astype(np.float32), y[6000:7000]
+
+
+@pytest.fixture(scope="module")
+def dense_export(trained_mnist):
+    model, calibration, held_out = trained_mnist
+    return tfprune.export(model, calibration, target="cortex-m", verify_data=held_out, progress=False)
+
+
+def _tiny_cnn(seed: int = 0):
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    return tf.keras.Sequential([
+        tf.keras.Input((8, 8, 2)),
+        tf.keras.layers.Conv2D(6, 3, use_bias=False, name="conv"),
+        tf.keras.layers.BatchNormalization(name="bn"),
+        tf.keras.layers.DepthwiseConv2D(3, name="depthwise"),
+        tf.keras.layers.GlobalAveragePooling2D(),
+        tf.keras.layers.Dense(3, name="fc"),
+    ])
+
+
+def _tiny_data(count: int = 64, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.random((count, 8, 8, 2), dtype=np.float32), rng.integers(0, 3, count)
+
+
+def test_magnitude_reaches_target_sparsity_and_saves_no_flash(trained_mnist, finetune_data, dense_export):
+    model, calibration, held_out = trained_mnist
+    before = [w.copy() for w in model.get_weights()]
+
+    pruned = baselines.tfmot_magnitude(model, finetune_data, target_sparsity=0.75, epochs=1, seed=0)
+
+    assert [type(layer) for layer in pruned.layers] == [type(layer) for layer in model.layers]
+    sparsity = baselines.kernel_sparsity(pruned)
+    assert set(sparsity) == {"conv0", "conv1", "logits"}
+    assert all(abs(s - 0.75) <= 0.01 for s in sparsity.values()), sparsity
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights())), "the input model changed"
+
+    artifact = tfprune.export(pruned, calibration, target="cortex-m", verify_data=held_out, progress=False)
+    dense_bytes, pruned_bytes = dense_export.report["flatbuffer_bytes"], artifact.report["flatbuffer_bytes"]
+    # unstructured zeros are stored like any other int8 value on TFLite Micro
+    assert abs(pruned_bytes - dense_bytes) <= 0.01 * dense_bytes, (pruned_bytes, dense_bytes)
+    assert artifact.report["verification"]["accuracy"] >= 0.7  # 0.83 here; 0.90 dense, 0.1 chance
+
+
+def test_cluster_bounds_values_per_channel_and_lut_shrinks_flash(trained_mnist, finetune_data, dense_export):
+    model, calibration, held_out = trained_mnist
+    assert baselines.values_per_channel(model)["conv1"] > 16
+
+    clustered = baselines.tfmot_cluster(model, finetune_data, clusters=16, per_channel=True, epochs=1, seed=0)
+
+    # conv1 has no bias: tfmot's own cluster_weights would skip it
+    counts = baselines.values_per_channel(clustered)
+    assert counts["conv1"] <= 16 and counts["logits"] <= 16, counts
+    assert counts["conv0"] <= 9, "conv0 has 9 weights per channel: left as it is"
+    conv1 = clustered.get_layer("conv1").kernel.numpy()
+    assert len(np.unique(conv1)) > 16, "conv1 was clustered per tensor, not per channel"
+
+    artifact = tfprune.export(clustered, calibration, target="cortex-m", verify_data=held_out, progress=False)
+    report = artifact.report
+    assert report["compression"]["applied"] is True
+    assert "DECODE" in report["operators"]
+    compressed = {t["name"].split("/")[1]: t for t in report["compression"]["tensors"]}
+    assert {"conv1", "logits"} <= set(compressed), compressed
+    assert all(t["values_per_channel"] <= 16 and t["bits"] <= 4 for t in compressed.values())
+    assert report["flatbuffer_bytes"] < dense_export.report["flatbuffer_bytes"]
+    assert report["verification"]["accuracy"] >= 0.8
+
+
+def test_cluster_per_tensor_leaves_depthwise_alone():
+    model = _tiny_cnn()
+    depthwise_before = model.get_layer("depthwise").depthwise_kernel.numpy()
+
+    clustered = baselines.tfmot_cluster(model, _tiny_data(), clusters=4, per_channel=False, epochs=1)
+
+    assert len(np.unique(clustered.get_layer("conv").kernel.numpy())) <= 4
+    assert len(np.unique(clustered.get_layer("fc").kernel.numpy())) <= 4
+    # tfmot does not cluster DepthwiseConv2D; fine-tuning still moved it
+    depthwise_after = clustered.get_layer("depthwise").depthwise_kernel.numpy()
+    assert len(np.unique(depthwise_after)) == depthwise_after.size
+    assert not np.array_equal(depthwise_before, depthwise_after)
+
+
+def test_magnitude_accepts_tf_data_and_leaves_depthwise_dense():
+    import tensorflow as tf
+
+    x, y = _tiny_data(64)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    pruned = baselines.tfmot_magnitude(_tiny_cnn(), data, target_sparsity=0.5, epochs=2)
+    # tfmot 0.8.1's registry gives DepthwiseConv2D no prunable weight
+    assert baselines.kernel_sparsity(pruned) == {"conv": 0.5, "depthwise": 0.0, "fc": 0.5}
+
+
+def test_baselines_keep_one_keras():
+    """tfmot sets TF_USE_LEGACY_KERAS=1 on import; the baselines must not switch Keras under the user."""
+    saved = os.environ.get("TF_USE_LEGACY_KERAS")
+    pruned = baselines.tfmot_magnitude(_tiny_cnn(), _tiny_data(), target_sparsity=0.5)
+    clustered = baselines.tfmot_cluster(_tiny_cnn(), _tiny_data(), clusters=4)
+    assert os.environ.get("TF_USE_LEGACY_KERAS") == saved
+    for model in (pruned, clustered):
+        initializer = type(model.get_layer("conv").kernel_initializer)
+        assert initializer.__module__.startswith("keras."), initializer.__module__
+
+
+def test_seed_makes_baselines_repeatable():
+    first = baselines.tfmot_cluster(_tiny_cnn(), _tiny_data(), clusters=4, seed=3)
+    second = baselines.tfmot_cluster(_tiny_cnn(), _tiny_data(), clusters=4, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), second.get_weights()))
+
+
+def test_nonzero_helpers_match_tfmot_rows():
+    model = _tiny_cnn()
+    total = sum(k.size for k in baselines.prunable_kernels(model).values())
+    assert baselines.nonzero_count(model) == total == 2 * 3 * 3 * 6 + 3 * 3 * 6 + 6 * 3
+    target = 3 * 3 * 6 + 30  # every depthwise weight, which tfmot keeps, and 30 of the others
+    sparsity = baselines.sparsity_for_nonzeros(model, target)
+    pruned = baselines.tfmot_magnitude(model, _tiny_data(), target_sparsity=sparsity)
+    assert abs(baselines.nonzero_count(pruned) - target) <= 1
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda m, d: baselines.tfmot_magnitude(m, d, target_sparsity=1.0), ValueError, "target_sparsity"),
+    (lambda m, d: baselines.tfmot_magnitude(m, d, 0.5, end_step=3), ValueError, "past the last training step"),
+    (lambda m, d: baselines.tfmot_magnitude(m, d, 0.5, end_step=2, frequency=3), ValueError, "multiple of frequency"),
+    (lambda m, d: baselines.tfmot_magnitude(m, d[0], 0.5), TypeError, "data must be"),
+    (lambda m, d: baselines.tfmot_magnitude(m, (d[0], d[1][:5]), 0.5), ValueError, "as many labels"),
+    (lambda m, d: baselines.tfmot_magnitude("model", d, 0.5), TypeError, "tf.keras"),
+    (lambda m, d: baselines.tfmot_cluster(m, d, clusters=1), ValueError, "clusters"),
+    (lambda m, d: baselines.tfmot_cluster(m, d, init="random"), ValueError, "init"),
+    (lambda m, d: baselines.tfmot_cluster(m, d, epochs=0), ValueError, "epochs"),
+    (lambda m, d: baselines.sparsity_for_nonzeros(m, 0), ValueError, "target_nonzeros"),
+])
+def test_bad_arguments_say_what_to_fix(call, error, match):
+    with pytest.raises(error, match=match):
+        call(_tiny_cnn(), _tiny_data(64))

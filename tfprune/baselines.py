@@ -1,0 +1,448 @@
+"""The baselines every tfprune comparison is published against.
+
+- :func:`tfmot_magnitude`: tensorflow-model-optimization's ``prune_low_magnitude``
+  with a polynomial schedule, fine-tuned and stripped. The static unstructured
+  baseline: its zeros save nothing on TensorFlow Lite Micro.
+- :func:`tfmot_cluster`: tfmot weight clustering (per output channel for
+  Conv2D), fine-tuned and stripped. Each output channel keeps at most
+  ``clusters`` distinct values, so ``tfprune.export`` stores it with TFLite
+  Micro's LUT compression: the unstructured competitor that does shrink flash.
+- :func:`nonzero_count` and :func:`sparsity_for_nonzeros` put different methods
+  at the same number of nonzero weights.
+
+All of them copy the model first; the model passed in is never changed.
+
+Example:
+    >>> import numpy as np, tensorflow as tf
+    >>> model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(32),
+    ...                              tf.keras.layers.Dense(2)])
+    >>> data = (np.random.rand(64, 8).astype("float32"), np.random.randint(0, 2, 64))
+    >>> pruned = tfmot_magnitude(model, data, target_sparsity=0.5, epochs=1)
+    >>> nonzero_count(pruned) == nonzero_count(model) // 2
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from tfprune.export.tflite import check_keras_model
+
+#: Centroid initializations offered for :func:`tfmot_cluster`.
+CLUSTER_INITS = ("kmeans++", "linear")
+
+
+def tfmot_magnitude(
+    model: Any,
+    data: Any,
+    target_sparsity: float,
+    epochs: int = 1,
+    *,
+    begin_step: int = 0,
+    end_step: int | None = None,
+    frequency: int | None = None,
+    initial_sparsity: float = 0.0,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    loss: Any = None,
+    seed: int = 0,
+    verbose: int = 0,
+) -> Any:
+    """tfmot magnitude pruning to ``target_sparsity``: wrap, fine-tune, strip.
+
+    Every Conv2D and Dense kernel is wrapped with tfmot 0.8.1's
+    ``prune_low_magnitude`` under a ``PolynomialDecay`` schedule (power 3) from
+    ``initial_sparsity`` at ``begin_step`` to ``target_sparsity`` at
+    ``end_step``, trained with ``UpdatePruningStep`` and Adam, then
+    ``strip_pruning``. Other layers are copied unpruned: tfmot's registry gives
+    DepthwiseConv2D no prunable weight, and it cannot wrap Rescaling or larq
+    layers (see :func:`sparsity_for_nonzeros` for matching nonzero counts).
+
+    Args:
+        model: a tf.keras Sequential or functional model (not changed).
+        data: ``(x, y)`` arrays or a ``tf.data`` of ``(x, y)`` batches.
+        target_sparsity: share of zeros in each pruned kernel, in [0, 1).
+        epochs: fine-tuning epochs.
+        begin_step, end_step: the schedule's training steps (batches, counted
+            from 1); ``end_step`` defaults to the last step of training.
+        frequency: steps between mask updates; default about a tenth of the
+            schedule. ``end_step - begin_step`` must be a multiple of it so the
+            last update lands on ``target_sparsity``.
+        initial_sparsity: sparsity at ``begin_step``.
+        batch_size: batch size for array data.
+        learning_rate: Adam's learning rate.
+        loss: default the model's compiled loss, else sparse categorical
+            cross-entropy (from logits unless the model ends in softmax).
+        seed: seeds Python, NumPy and TensorFlow (``tf.keras.utils.set_random_seed``).
+        verbose: Keras ``fit`` verbosity.
+
+    Returns:
+        A plain Keras model, the same architecture, whose pruned kernels have
+        ``target_sparsity`` zeros.
+
+    Example:
+        >>> import numpy as np, tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(10, name="fc")])
+        >>> data = (np.random.rand(40, 8).astype("float32"), np.random.randint(0, 10, 40))
+        >>> kernel_sparsity(tfmot_magnitude(model, data, 0.8, epochs=2, batch_size=8))
+        {'fc': 0.8}
+    """
+    check_keras_model(model)
+    if not 0.0 <= initial_sparsity <= target_sparsity < 1.0:
+        raise ValueError(
+            f"need 0 <= initial_sparsity <= target_sparsity < 1, got {initial_sparsity} and {target_sparsity}"
+        )
+    _check_positive_int(epochs, "epochs")
+    fit_args, steps_per_epoch = _fit_inputs(data, batch_size)
+    total_steps = None if steps_per_epoch is None else steps_per_epoch * epochs
+    end_step, frequency = _schedule_steps(begin_step, end_step, frequency, total_steps)
+
+    import tensorflow as tf
+
+    tfmot = _tfmot()
+    tf.keras.utils.set_random_seed(seed)
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=initial_sparsity, final_sparsity=target_sparsity,
+        begin_step=begin_step, end_step=end_step, power=3, frequency=frequency,
+    )
+
+    def wrap(layer: Any) -> Any:
+        return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+
+    wrapped = _wrap_layers(_copy(model), _tfmot_prunable, wrap)
+    _fine_tune(wrapped, model, fit_args, epochs, learning_rate, loss, verbose,
+               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    return tfmot.sparsity.keras.strip_pruning(wrapped)
+
+
+def tfmot_cluster(
+    model: Any,
+    data: Any,
+    clusters: int = 16,
+    per_channel: bool = True,
+    epochs: int = 1,
+    *,
+    init: str = "kmeans++",
+    batch_size: int = 32,
+    learning_rate: float = 1e-4,
+    loss: Any = None,
+    seed: int = 0,
+    verbose: int = 0,
+) -> Any:
+    """tfmot weight clustering: at most ``clusters`` values per Conv2D output channel and per Dense kernel.
+
+    Conv2D kernels are clustered per output channel (``per_channel=True``, tfmot's
+    ``cluster_per_channel``) or per tensor, Dense kernels per tensor (tfmot
+    clusters Dense only that way, and TF 2.15 quantizes Dense per tensor), then
+    fine-tuned with Adam and ``strip_clustering``. A kernel that already has no
+    more weights per table than ``clusters`` is left alone; it already meets
+    the bound. DepthwiseConv2D is not clustered: tfmot leaves it out on purpose
+    (tensorflow/model-optimization#437, the accuracy loss did not recover).
+
+    int8 export keeps the bound: per-channel quantization (after BatchNorm
+    folding scales each channel by one constant) maps each channel's values
+    one to one, so ``tfprune.export(..., target="cortex-m")`` stores these
+    kernels with 4-bit LUT indices (DECODE operators) when that is smaller.
+
+    Args:
+        model: a tf.keras Sequential or functional model (not changed).
+        data: ``(x, y)`` arrays or a ``tf.data`` of ``(x, y)`` batches.
+        clusters: centroids per table (16 fits TFLite Micro's 4-bit LUT).
+        per_channel: cluster Conv2D kernels per output channel.
+        epochs: fine-tuning epochs.
+        init: centroid initialization, ``"kmeans++"`` or ``"linear"``.
+        batch_size: batch size for array data.
+        learning_rate: Adam's learning rate (tfmot's guide fine-tunes clustered
+            models with a small one).
+        loss: default the model's compiled loss, else sparse categorical
+            cross-entropy (from logits unless the model ends in softmax).
+        seed: seeds Python, NumPy and TensorFlow (``tf.keras.utils.set_random_seed``).
+        verbose: Keras ``fit`` verbosity.
+
+    Returns:
+        A plain Keras model, the same architecture, with clustered kernels.
+
+    Example:
+        >>> import numpy as np, tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Conv2D(4, 5, name="conv"),
+        ...     tf.keras.layers.Flatten(), tf.keras.layers.Dense(3, name="fc")])
+        >>> data = (np.random.rand(32, 8, 8, 1).astype("float32"), np.random.randint(0, 3, 32))
+        >>> values_per_channel(tfmot_cluster(model, data, clusters=4))
+        {'conv': 4, 'fc': 4}
+    """
+    check_keras_model(model)
+    if isinstance(clusters, bool) or not isinstance(clusters, int) or clusters < 2:
+        raise ValueError(f"clusters must be an int >= 2, got {clusters!r}")
+    if init not in CLUSTER_INITS:
+        raise ValueError(f"init must be one of {CLUSTER_INITS}, got {init!r}")
+    _check_positive_int(epochs, "epochs")
+    fit_args, _ = _fit_inputs(data, batch_size)
+
+    import tensorflow as tf
+
+    tfmot = _tfmot()
+    # tfmot's public cluster_weights decides whether a Conv2D has enough weights per
+    # channel by reading its last trainable weight as the bias; for a bias-free Conv2D
+    # (the usual one before BatchNorm) that is the kernel, so it skips the layer with a
+    # warning. The wrapper it would have built is used directly instead.
+    from tensorflow_model_optimization.python.core.clustering.keras.cluster_wrapper import ClusterWeights
+
+    tf.keras.utils.set_random_seed(seed)
+    centroid_init = tfmot.clustering.keras.CentroidInitialization
+    start = centroid_init.KMEANS_PLUS_PLUS if init == "kmeans++" else centroid_init.LINEAR
+
+    def wrap(layer: Any) -> Any:
+        channelwise = per_channel and _is_conv2d(layer)
+        return ClusterWeights(layer, clusters, start, preserve_sparsity=False, cluster_per_channel=channelwise)
+
+    def needs_clustering(layer: Any) -> bool:
+        if not (_is_conv2d(layer) or type(layer) is tf.keras.layers.Dense):
+            return False
+        size = int(np.prod(layer.kernel.shape))
+        per_table = size // layer.kernel.shape[-1] if per_channel and _is_conv2d(layer) else size
+        return per_table > clusters
+
+    wrapped = _wrap_layers(_copy(model), needs_clustering, wrap)
+    _fine_tune(wrapped, model, fit_args, epochs, learning_rate, loss, verbose, callbacks=[])
+    return tfmot.clustering.keras.strip_clustering(wrapped)
+
+
+def prunable_kernels(model: Any) -> dict[str, np.ndarray]:
+    """The kernel of every Conv2D, DepthwiseConv2D and Dense layer (subclasses too), by layer name.
+
+    These are the weights the baselines prune or cluster and the ones counted
+    by :func:`nonzero_count`; biases and BatchNorm parameters are not.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(3, name="fc")])
+        >>> {name: kernel.shape for name, kernel in prunable_kernels(model).items()}
+        {'fc': (4, 3)}
+    """
+    check_keras_model(model)
+    import tensorflow as tf
+
+    kernels: dict[str, np.ndarray] = {}
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
+            kernels[layer.name] = layer.depthwise_kernel.numpy()
+        elif isinstance(layer, (tf.keras.layers.Conv2D, tf.keras.layers.Dense)):
+            kernels[layer.name] = layer.kernel.numpy()
+    return kernels
+
+
+def nonzero_count(model: Any) -> int:
+    """Number of nonzero weights in the prunable kernels (see :func:`prunable_kernels`).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(3, kernel_initializer="ones")])
+        >>> nonzero_count(model)
+        12
+    """
+    return int(sum(np.count_nonzero(kernel) for kernel in prunable_kernels(model).values()))
+
+
+def kernel_sparsity(model: Any) -> dict[str, float]:
+    """Share of exact zeros in each prunable kernel, by layer name, rounded to 4 digits.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2, kernel_initializer="zeros", name="fc")])
+        >>> kernel_sparsity(model)
+        {'fc': 1.0}
+    """
+    return {name: round(float(np.mean(kernel == 0)), 4) for name, kernel in prunable_kernels(model).items()}
+
+
+def values_per_channel(model: Any) -> dict[str, int]:
+    """Most distinct values in one output channel (last kernel axis) of each prunable kernel.
+
+    For DepthwiseConv2D the channel axis is the third (the kernel is
+    ``(h, w, channels, multiplier)``); the multiplier axis is folded in.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2, kernel_initializer="ones", name="fc")])
+        >>> values_per_channel(model)
+        {'fc': 1}
+    """
+    counts: dict[str, int] = {}
+    for name, kernel in prunable_kernels(model).items():
+        if kernel.ndim == 4 and _is_depthwise(model.get_layer(name)):
+            kernel = kernel.reshape(*kernel.shape[:2], -1)
+        rows = np.moveaxis(kernel, -1, 0).reshape(kernel.shape[-1], -1)
+        counts[name] = int(max(len(np.unique(row)) for row in rows))
+    return counts
+
+
+def sparsity_for_nonzeros(model: Any, target_nonzeros: int) -> float:
+    """The ``target_sparsity`` at which :func:`tfmot_magnitude` leaves about ``target_nonzeros`` nonzeros.
+
+    tfmot prunes every Conv2D and Dense kernel to the same sparsity and leaves
+    the other prunable kernels (DepthwiseConv2D, larq layers) as they are, so
+    those keep their nonzeros and the rest is shared out.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((10,)), tf.keras.layers.Dense(10)])
+        >>> sparsity_for_nonzeros(model, 25)
+        0.75
+    """
+    if isinstance(target_nonzeros, bool) or not isinstance(target_nonzeros, (int, np.integer)):
+        raise TypeError(f"target_nonzeros must be an int, got {type(target_nonzeros).__name__}")
+    kernels = prunable_kernels(model)
+    pruned = {layer.name for layer in model.layers if _tfmot_prunable(layer)}
+    size = sum(kernels[name].size for name in pruned)
+    kept = sum(int(np.count_nonzero(kernel)) for name, kernel in kernels.items() if name not in pruned)
+    if not kept < target_nonzeros <= kept + size:
+        raise ValueError(
+            f"target_nonzeros must be in {kept + 1}..{kept + size} (nonzeros tfmot leaves alone, plus the "
+            f"Conv2D and Dense weights), got {target_nonzeros}"
+        )
+    return 1.0 - (int(target_nonzeros) - kept) / size
+
+
+def _tfmot() -> Any:
+    """Import tfmot without pulling tf_keras into this process.
+
+    tfmot 0.8.1 sets TF_USE_LEGACY_KERAS=1 when imported, and TF 2.15 reads it
+    the first time each of its lazy Keras modules (``tf.keras``,
+    ``tf.compat.v1.keras``, ``tf.initializers``, ...) is touched. tf_keras is
+    installed here (tf-agents needs it), so a module tfmot touches first would
+    load tf_keras, and from then on Keras 2.15 deserializes initializers as
+    tf_keras objects (a clone's Conv2D gets a tf_keras GlorotUniform). Resolving
+    them all first keeps one Keras; tfmot then binds to it. The variable is
+    restored afterwards.
+    """
+    import tensorflow as tf
+
+    for lazy_keras in (tf.keras, tf.compat.v1.keras, tf.compat.v2.keras, tf.initializers, tf.losses,
+                       tf.metrics, tf.optimizers):
+        dir(lazy_keras)  # dir() makes the lazy loader resolve now
+    saved = os.environ.get("TF_USE_LEGACY_KERAS")
+    import tensorflow_model_optimization as tfmot
+    from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper  # noqa: F401
+
+    if saved is None:
+        os.environ.pop("TF_USE_LEGACY_KERAS", None)
+    else:
+        os.environ["TF_USE_LEGACY_KERAS"] = saved
+    return tfmot
+
+
+def _is_conv2d(layer: Any) -> bool:
+    import tensorflow as tf
+
+    # exact class: tfmot's registries look layers up by class, so subclasses
+    # (larq's QuantConv2D, Conv2DTranspose) are not theirs to wrap
+    return type(layer) is tf.keras.layers.Conv2D
+
+
+def _is_depthwise(layer: Any) -> bool:
+    import tensorflow as tf
+
+    return isinstance(layer, tf.keras.layers.DepthwiseConv2D)
+
+
+def _tfmot_prunable(layer: Any) -> bool:
+    import tensorflow as tf
+
+    return type(layer) in (tf.keras.layers.Conv2D, tf.keras.layers.Dense)
+
+
+def _copy(model: Any) -> Any:
+    import tensorflow as tf
+
+    copy = tf.keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _wrap_layers(model: Any, selected: Callable[[Any], bool], wrap: Callable[[Any], Any]) -> Any:
+    """Clone ``model`` with ``wrap(layer)`` for the selected layers; the others are reused as they are."""
+    import tensorflow as tf
+
+    nested = [layer.name for layer in model.layers if isinstance(layer, tf.keras.Model)]
+    if nested:
+        raise ValueError(f"model {model.name!r} nests models {nested}; build it as one flat functional model")
+    if not any(selected(layer) for layer in model.layers):
+        raise ValueError(f"model {model.name!r} has no layer this baseline can prune or cluster")
+    # reusing the copy's own layer objects keeps their trained weights (BatchNorm
+    # statistics included); Keras' default clone would re-initialize them
+    return tf.keras.models.clone_model(model, clone_function=lambda layer: wrap(layer) if selected(layer) else layer)
+
+
+def _fit_inputs(data: Any, batch_size: int) -> tuple[dict[str, Any], int | None]:
+    """Keras ``fit`` arguments for ``data`` and its steps per epoch (None when unknown)."""
+    import tensorflow as tf
+
+    _check_positive_int(batch_size, "batch_size")
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        if not (isinstance(spec, tuple) and len(spec) == 2):
+            raise ValueError("data must be a tf.data of (x, y) batches; this one yields single elements")
+        steps = int(data.cardinality())
+        return {"x": data}, steps if steps >= 0 else None
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = np.asarray(data[0]), np.asarray(data[1])
+        if len(x) == 0 or len(x) != len(y):
+            raise ValueError(f"data must be (x, y) with as many labels as samples, got {len(x)} and {len(y)}")
+        return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}, math.ceil(len(x) / batch_size)
+    raise TypeError(f"data must be (x, y) arrays or a tf.data of (x, y) batches, got {type(data).__name__}")
+
+
+def _schedule_steps(
+    begin_step: int, end_step: int | None, frequency: int | None, total_steps: int | None
+) -> tuple[int, int]:
+    """(end_step, frequency) for the pruning schedule, checked against the training length."""
+    if isinstance(begin_step, bool) or not isinstance(begin_step, int) or begin_step < 0:
+        raise ValueError(f"begin_step must be an int >= 0, got {begin_step!r}")
+    if end_step is None:
+        if total_steps is None:
+            raise ValueError("data has unknown length: pass end_step (the training step where pruning ends)")
+        end_step = total_steps
+    if isinstance(end_step, bool) or not isinstance(end_step, int) or end_step <= begin_step:
+        raise ValueError(f"end_step must be an int > begin_step ({begin_step}), got {end_step!r}")
+    if total_steps is not None and end_step > total_steps:
+        raise ValueError(f"end_step {end_step} is past the last training step {total_steps}: lower it or train longer")
+    span = end_step - begin_step
+    if frequency is None:
+        frequency = max(d for d in range(1, max(1, span // 10) + 1) if span % d == 0)
+    _check_positive_int(frequency, "frequency")
+    if span % frequency:
+        raise ValueError(
+            f"end_step - begin_step ({span}) must be a multiple of frequency ({frequency}) to reach the target sparsity"
+        )
+    return end_step, frequency
+
+
+def _fine_tune(
+    wrapped: Any, original: Any, fit_args: dict[str, Any], epochs: int, learning_rate: float,
+    loss: Any, verbose: int, callbacks: list[Any],
+) -> None:
+    import tensorflow as tf
+
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+    wrapped.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss=loss or _default_loss(original))
+    wrapped.fit(**fit_args, epochs=epochs, verbose=verbose, callbacks=callbacks)
+
+
+def _default_loss(model: Any) -> Any:
+    import tensorflow as tf
+
+    if getattr(model, "loss", None):
+        return model.loss
+    last = model.layers[-1]
+    softmax = isinstance(last, tf.keras.layers.Softmax) or getattr(last, "activation", None) is tf.keras.activations.softmax
+    return tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not softmax)
+
+
+def _check_positive_int(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
