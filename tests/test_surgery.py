@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -324,3 +326,56 @@ class _Passthrough(tf.keras.layers.Wrapper):
 
     def call(self, inputs):
         return self.layer(inputs)
+
+
+# --- removing what the masks prune ----------------------------------------------------------------
+
+
+def test_remove_masked_channels_computes_the_masked_model():
+    from tfprune import masks
+    from tfprune.surgery import remove_masked_channels
+
+    model = masks.wrap(resnet())
+    keep = {name: np.ones(model.get_layer(name).channels, bool)
+            for name in ("stem", "b1_conv2", "b2_conv1", "b2_conv2", "b2_proj")}
+    for name in ("stem", "b1_conv2"):          # tied by b1_add: both masked, so removable
+        keep[name][[2, 9]] = False
+    keep["b2_conv1"][[0, 5, 6]] = False        # alone: removable
+    keep["b2_conv2"][4] = False                # its tie b2_proj still feeds channel 4: stays, as zeros
+    for name, k in keep.items():
+        model.get_layer(name).set_channel_mask(k)
+    model.get_layer("b2_conv1").set_mask(np.random.default_rng(0).random(model.get_layer("b2_conv1").kernel_shape) > 0.3)
+    small = remove_masked_channels(model)
+    x = sample(model)
+    expected = model(x).numpy()
+    np.testing.assert_allclose(small(x).numpy(), expected, rtol=1e-4, atol=1e-4)
+    filters = {name: small.get_layer(name).filters for name in keep}
+    assert filters == {"stem": 14, "b1_conv2": 14, "b2_conv1": 21, "b2_conv2": 24, "b2_proj": 24}
+    assert not any(isinstance(layer, tf.keras.layers.Wrapper) for layer in small.layers)
+    assert np.all(small.get_layer("b2_conv2").kernel.numpy()[..., 4] == 0)
+    zeros = lambda m: int(np.sum(m.get_layer("b2_conv1").kernel.numpy() == 0))  # noqa: E731
+    assert zeros(small) >= 0.25 * small.get_layer("b2_conv1").kernel.numpy().size, "weight-level zeros kept"
+    assert remove_masked_channels(model, round_to=4).get_layer("b2_conv1").filters == 24
+
+
+def test_remove_masked_channels_warns_when_a_binary_consumer_reads_zero_as_one():
+    from tfprune import masks
+    from tfprune.surgery import remove_masked_channels
+
+    model = masks.wrap(binary_cnn(), layers=["bconv1", "bconv2"])
+    keep = np.ones(16, bool)
+    keep[[1, 2]] = False
+    model.get_layer("bconv1").set_channel_mask(keep)
+    with pytest.warns(UserWarning, match="layer 'bconv2' reads removed channels through its input quantizer"):
+        small = remove_masked_channels(model)
+    assert small.get_layer("bconv1").filters == 14
+    rows = np.ones(model.get_layer("bconv2").kernel_shape, bool)
+    rows[:, :, [1, 2], :] = False            # the consumer ignores them too: exact, no warning
+    model.get_layer("bconv2").set_mask(rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small = remove_masked_channels(model)
+    x = sample(model)
+    expected = model(x).numpy()
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(small(x).numpy(), expected, rtol=1e-4, atol=1e-5 * scale)

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -93,26 +94,34 @@ def remove_masked_channels(model: Any, round_to: int | None = None) -> Any:
 
     Reads the masks with ``tfprune.masks.channel_masks(model)`` (layer name ->
     boolean keep array over output channels) and strips them with
-    ``tfprune.masks.strip`` first, so weight-level zeros the masks hold stay in
+    ``tfprune.masks.strip`` first, so the weight-level zeros of the masks stay in
     the smaller, plain model. A tied channel is removed only when every
     producer of the tie masks it (a channel of an ``Add`` that one input still
-    feeds is not zero, so it stays); masks on the model's outputs are kept as
-    zeros. The result computes what the masked model computes, as
-    :func:`remove_channels` says.
+    feeds is not zero, so it stays, as zeros where masked); masks on the
+    model's outputs and on depthwise layers stay as zeros too. The result
+    computes what the masked model computes, except where a larq layer's
+    ``input_quantizer`` turns a pruned channel's 0 into +1: it then warns, naming
+    the layer, unless that layer's kernel rows for the channel are masked too.
+    ``round_to`` is as in :func:`remove_channels`.
 
     Example:
         >>> import tensorflow as tf
-        >>> from tfprune import masks  # doctest: +SKIP
-        >>> small = remove_masked_channels(masked_model)  # doctest: +SKIP
+        >>> from tfprune import masks
+        >>> model = masks.wrap(tf.keras.Sequential([tf.keras.Input((4,)),
+        ...     tf.keras.layers.Dense(6, name="hidden"), tf.keras.layers.Dense(2, name="out")]))
+        >>> model.get_layer("hidden").set_channel_mask([1, 0, 1, 1, 0, 1])
+        >>> small = remove_masked_channels(model)
+        >>> small.get_layer("hidden").units, type(small.get_layer("hidden")).__name__
+        (4, 'Dense')
     """
     from tfprune import masks
 
+    check_keras_model(model)
     keep_masks = masks.channel_masks(model)
     plain = masks.strip(model)
     analysis = analyze(plain)
-    fixed = analysis.fixed_roots()
-    pruned = _masked_roots(analysis, keep_masks)
-    removable = {root for root in pruned if root not in fixed}
+    removable = _masked_roots(analysis, keep_masks) - set(analysis.fixed_roots())
+    _warn_if_read_as_nonzero(plain, analysis, removable)
     names = {}
     for name in analysis.order:
         if analysis.kinds[name] != "producer":
@@ -123,6 +132,25 @@ def remove_masked_channels(model: Any, round_to: int | None = None) -> Any:
             names[name] = indices
             removable -= {int(roots[c]) for c in indices}
     return remove_channels(plain, names, round_to=round_to)
+
+
+def _warn_if_read_as_nonzero(model: Any, analysis: Analysis, removed: set[int]) -> None:
+    """Warn where a consumer's input quantizer reads a removed (zero) channel as non-zero."""
+    import tensorflow as tf
+
+    for name in analysis.order:
+        quantizer = getattr(analysis.layers[name], "input_quantizer", None)
+        if analysis.kinds[name] != "producer" or quantizer is None:
+            continue
+        at_zero = float(tf.reshape(quantizer(tf.zeros((1,))), [-1])[0])
+        rows = np.isin(analysis.roots(analysis.inputs[name][0]), list(removed))
+        kernel = model.get_layer(name).get_weights()[0]
+        if _is_transposed(analysis.layers[name]):
+            kernel = np.swapaxes(kernel, -1, -2)
+        if at_zero != 0.0 and rows.any() and np.any(kernel[..., rows, :]):
+            warnings.warn(f"layer {name!r} reads removed channels through its input quantizer, which maps 0 to "
+                          f"{at_zero:g}: the smaller model differs from the masked one; mask {name!r}'s kernel "
+                          "rows for those channels too", stacklevel=3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,18 +307,22 @@ def _new_config(analysis: Analysis, name: str, config: dict, keep: dict[Any, np.
 
 
 def _sliced_weights(analysis: Analysis, name: str, old: Any, keep: dict[Any, np.ndarray]) -> list[np.ndarray]:
-    import tensorflow as tf
-
     layer = analysis.layers[name]
     in_keep = keep[analysis.inputs[name][0]]
     out_keep = keep[analysis.outputs[name][0]]
-    transposed = isinstance(layer, (tf.keras.layers.Conv1DTranspose, tf.keras.layers.Conv2DTranspose,
-                                    tf.keras.layers.Conv3DTranspose))
+    transposed = _is_transposed(layer)
     sliced = []
     for variable, value in zip(old.weights, old.get_weights()):
         role = variable.name.split("/")[-1].split(":")[0]
         sliced.append(_slice(analysis.kinds[name], role, value, in_keep, out_keep, transposed))
     return sliced
+
+
+def _is_transposed(layer: Any) -> bool:
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    return isinstance(layer, (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose))
 
 
 def _slice(kind: str, role: str, value: np.ndarray, in_keep: np.ndarray, out_keep: np.ndarray,
