@@ -159,6 +159,37 @@ def test_two_sources_multiply():
     np.testing.assert_allclose(conv(x).numpy(), plain(x).numpy(), atol=1e-6)
 
 
+def test_wrapping_an_already_built_layer_also_keeps_pruned_weights_zero():
+    dense = layers.Dense(3, name="fc")
+    dense.build((None, 4))
+    inputs = tf.keras.Input((4,))
+    layer = MaskedLayer(dense)
+    model = tf.keras.Model(inputs, layer(inputs))
+    layer.set_channel_mask([True, False, True])
+    model.compile(tf.keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+    model.fit(np.ones((8, 4), np.float32), np.ones((8, 3), np.float32), batch_size=4, epochs=2, verbose=0)
+    assert np.count_nonzero(dense.kernel.numpy()[:, 1]) == 0 and dense.bias.numpy()[1] == 0
+    assert np.count_nonzero(dense.kernel.numpy()[:, [0, 2]]) == 8
+
+
+def test_masks_can_be_set_inside_a_tf_function():
+    model = wrap(conv_bn_model(), layers=["fc"])
+    fc = model.get_layer("fc")
+
+    @tf.function
+    def prune(weights, channels):
+        fc.set_mask(weights)
+        fc.set_channel_mask(channels)
+
+    weights = np.random.default_rng(7).random((8, 3)) < 0.5
+    prune(tf.constant(weights, tf.float32), tf.constant([1.0, 0.0, 1.0]))
+    expected = weights.copy()
+    expected[:, 1] = False
+    np.testing.assert_array_equal(fc.get_mask(), expected)
+    with pytest.raises(ValueError, match=r"channel mask for layer 'fc' has shape \(2,\); expected \(3,\)"):
+        prune(tf.constant(weights, tf.float32), tf.constant([1.0, 0.0]))
+
+
 def test_pruned_channel_is_zero_after_batchnorm_and_strip_folds_it():
     model = conv_bn_model()
     masked = wrap(model)
@@ -272,6 +303,12 @@ def test_saved_and_loaded_model_keeps_masks_sources_and_outputs(tmp_path, fmt):
     x = images()
     for out_before, out_after in zip(masked(x, training=False), loaded(x, training=False)):
         np.testing.assert_allclose(out_after.numpy(), out_before.numpy(), atol=1e-6)
+    # the constraint is back on the loaded kernel: one step zeroes the pruned entries set before saving
+    pruned = ~loaded.get_layer("conv").get_mask("reservoir")
+    assert np.count_nonzero(loaded.get_layer("conv").layer.kernel.numpy()[pruned]) == pruned.sum()
+    loaded.compile(tf.keras.optimizers.SGD(0.01, momentum=0.9), loss=[None, "mse"])
+    loaded.train_on_batch(x, np.ones((len(x), 3), np.float32))
+    assert np.count_nonzero(loaded.get_layer("conv").layer.kernel.numpy()[pruned]) == 0
     # the loaded gate reads the loaded producer's variables: a new mask acts at once
     loaded.get_layer("dw").set_channel_mask([False] + [True] * 7, source="qsae")
     assert np.count_nonzero(loaded(x, training=False)[0].numpy()[..., 0]) == 0

@@ -308,7 +308,9 @@ class MaskedLayer(tf.keras.layers.Wrapper):
     def set_mask(self, mask: Any, source: str = DEFAULT_SOURCE) -> None:
         """Set ``source``'s weight mask (kernel-shaped; 1/True keeps, 0/False prunes).
 
-        Safe to call from a callback during ``fit``: the next step uses it.
+        Safe to call from a callback during ``fit``, or inside a ``tf.function`` with a
+        tensor: it assigns the variable, so the next step uses it. The stored kernel keeps
+        the pruned values until the next optimizer step (or ``strip``) zeroes them.
         """
         self._check_built()
         self._weight_masks[self._check_source(source)].assign(self._mask_value(mask, self.kernel_shape, "mask"))
@@ -325,7 +327,7 @@ class MaskedLayer(tf.keras.layers.Wrapper):
         """Set ``source``'s channel mask: one entry per output channel, False prunes the channel."""
         self._check_built()
         value = self._mask_value(keep, (self.channels,), "channel mask")
-        if not value.all():
+        if not isinstance(value, np.ndarray) or not value.all():
             self._check_activation_keeps_zero()
         self._channel_masks[self._check_source(source)].assign(value)
 
@@ -369,7 +371,12 @@ class MaskedLayer(tf.keras.layers.Wrapper):
                              f"{list(self._sources)} (choose them with wrap(model, sources=...))")
         return source
 
-    def _mask_value(self, mask: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    def _mask_value(self, mask: Any, shape: tuple[int, ...], what: str) -> Any:
+        if tf.is_tensor(mask) and not tf.executing_eagerly():
+            # inside a tf.function: only the static shape can be checked
+            if not mask.shape.is_compatible_with(shape):
+                raise ValueError(f"{what} for layer {self.name!r} has shape {tuple(mask.shape)}; expected {shape}")
+            return tf.cast(mask, tf.float32)
         value = np.asarray(mask.numpy() if tf.is_tensor(mask) else mask)
         if value.shape != shape:
             raise ValueError(f"{what} for layer {self.name!r} has shape {value.shape}; expected {shape}")
@@ -378,11 +385,13 @@ class MaskedLayer(tf.keras.layers.Wrapper):
                              "give booleans or 0/1 (True keeps)")
         return value.astype(np.float32)
 
+    @tf.autograph.experimental.do_not_convert  # plain Python, also when called in a tf.function
     def _check_activation_keeps_zero(self) -> None:
         activation = getattr(self.layer, "activation", None)
         if activation is None:
             return
-        at_zero = float(activation(tf.zeros((1,)))[0])
+        with tf.init_scope():  # eager even inside a tf.function
+            at_zero = float(activation(tf.zeros((1, 2)))[0, 0])  # 2-D so that softmax applies too
         if at_zero != 0.0:
             raise ValueError(f"layer {self.name!r} has activation {getattr(activation, '__name__', activation)} "
                              f"mapping 0 to {at_zero:g}, so a pruned channel would not output zero; "
