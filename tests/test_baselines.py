@@ -154,3 +154,106 @@ def test_nonzero_helpers_match_tfmot_rows():
 def test_bad_arguments_say_what_to_fix(call, error, match):
     with pytest.raises(error, match=match):
         call(_tiny_cnn(), _tiny_data(64))
+
+
+def _planted_chain():
+    """conv "a" whose filters have L1 norms 4, 1, 3, 2 (per weight 4/18 ...), then conv "b" reading them."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([
+        tf.keras.Input((6, 6, 2)),
+        tf.keras.layers.Conv2D(4, 3, name="a"),
+        tf.keras.layers.BatchNormalization(name="bn"),
+        tf.keras.layers.ReLU(),
+        tf.keras.layers.Conv2D(6, 3, name="b"),
+        tf.keras.layers.GlobalAveragePooling2D(),
+        tf.keras.layers.Dense(3, name="fc"),
+    ])
+    signs = np.sign(np.random.default_rng(0).normal(size=(3, 3, 2, 4)))
+    kernel = signs * np.array([4.0, 1.0, 3.0, 2.0]) / 18
+    model.get_layer("a").set_weights([kernel.astype(np.float32), np.zeros(4, np.float32)])
+    return model
+
+
+def _planted_add():
+    """Convs "a" and "b" tied by an Add: L1 norms a = 1, 10, 5, 2 and b = 10, 0, 1, 1 (sums 11, 10, 6, 3)."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input((4, 4, 1))
+    a = tf.keras.layers.Conv2D(4, 1, name="a")(inputs)
+    b = tf.keras.layers.Conv2D(4, 1, name="b")(inputs)
+    x = tf.keras.layers.GlobalAveragePooling2D()(tf.keras.layers.Add(name="add")([a, b]))
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(2, name="fc")(x))
+    model.get_layer("a").set_weights([np.array([[[[1.0, 10, 5, 2]]]], np.float32), np.zeros(4, np.float32)])
+    model.get_layer("b").set_weights([np.array([[[[10.0, 0, -1, 1]]]], np.float32), np.zeros(4, np.float32)])
+    return model
+
+
+def test_l1_removes_the_lowest_l1_filters_and_what_reads_them():
+    model = _planted_chain()
+    a, b = model.get_layer("a").get_weights()[0], model.get_layer("b").get_weights()[0]
+
+    small = baselines.l1_filter_pruning(model, {"a": 0.5})
+
+    np.testing.assert_array_equal(small.get_layer("a").get_weights()[0], a[..., [0, 2]])
+    np.testing.assert_array_equal(small.get_layer("b").get_weights()[0], b[:, :, [0, 2], :])
+    assert small.get_layer("b").filters == 6, "only the named layer loses filters"
+    x = np.random.default_rng(1).random((4, 6, 6, 2), dtype=np.float32)
+    assert small(x).shape == model(x).shape
+    assert model.get_layer("a").filters == 4, "the input model changed"
+
+
+def test_l1_ranks_tied_channels_by_the_sum_over_producers():
+    small = baselines.l1_filter_pruning(_planted_add(), 0.5)
+    # a alone would drop channels 0 and 3; the sums drop 2 and 3
+    assert small.get_layer("a").get_weights()[0].ravel().tolist() == [1.0, 10.0]
+    assert small.get_layer("b").get_weights()[0].ravel().tolist() == [10.0, 0.0]
+
+
+def test_channel_pruning_shrinks_the_flatbuffer(trained_mnist, dense_export):
+    model, calibration, held_out = trained_mnist
+    small = baselines.l1_filter_pruning(model, 0.5)
+
+    assert [small.get_layer(n).filters for n in ("conv0", "conv1")] == [8, 16]
+    report = tfprune.export(small, calibration, target="cortex-m", verify_data=held_out, progress=False).report
+    dense = dense_export.report
+    assert report["flatbuffer_bytes"] < 0.6 * dense["flatbuffer_bytes"], (report["flatbuffer_bytes"], dense["flatbuffer_bytes"])
+    assert report["macs"] < 0.5 * dense["macs"]
+    assert report["verification"]["top1_agreement"] == 1.0
+
+
+def test_random_pruning_is_seeded_and_matches_l1_counts(trained_mnist):
+    model = trained_mnist[0]
+    first = baselines.random_channel_pruning(model, 0.5, seed=7)
+    again = baselines.random_channel_pruning(model, 0.5, seed=7)
+    other = baselines.random_channel_pruning(model, 0.5, seed=8)
+    l1 = baselines.l1_filter_pruning(model, 0.5)
+
+    assert all(np.array_equal(x, y) for x, y in zip(first.get_weights(), again.get_weights()))
+    assert not all(np.array_equal(x, y) for x, y in zip(first.get_weights(), other.get_weights()))
+    assert first.count_params() == l1.count_params()
+    assert baselines.nonzero_count(first) == baselines.nonzero_count(l1)
+
+
+def test_ratio_for_nonzeros_meets_a_tfmot_row(trained_mnist):
+    model = trained_mnist[0]
+    total = baselines.nonzero_count(model)
+    target = int(total * 0.25)  # what tfmot_magnitude at 0.75 leaves on this model (every kernel is Conv2D/Dense)
+
+    ratio = baselines.ratio_for_nonzeros(model, target)
+
+    got = baselines.nonzero_count(baselines.l1_filter_pruning(model, ratio))
+    assert abs(got - target) <= 0.03 * total, (ratio, got, target)
+    assert baselines.ratio_for_nonzeros(model, total) == 0.0
+
+
+@pytest.mark.parametrize("ratio, match", [
+    (1.0, r"ratio must be a number in \[0, 1\)"),
+    ({"nope": 0.5}, "does not have"),
+    ({"a": 0.5, "b": 0.25}, "need one ratio"),
+    ({"a": -0.1}, "ratio of layer 'a'"),
+])
+def test_channel_pruning_bad_ratios(ratio, match):
+    with pytest.raises(ValueError, match=match):
+        baselines.l1_filter_pruning(_planted_add(), ratio)
