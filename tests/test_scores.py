@@ -218,6 +218,22 @@ def test_wrapped_layers_are_scored_on_the_inner_kernel():
     assert_close(scores.taylor(model, (X, Y))["out"], scores.taylor(tiny(), (X, Y))["out"], rtol=1e-5)
 
 
+def test_masked_layers_score_their_inner_kernel_and_masked_weights_score_zero():
+    from tfprune.masks import strip, wrap
+
+    masked = wrap(tiny())
+    mask = np.ones_like(W2)
+    mask[[0, 2], [1, 0]] = 0
+    masked.get_layer("out").set_mask(mask)
+    assert list(scores.prunable_layers(masked)) == ["hidden", "out"]
+    result, plain = scores.taylor(masked, (X, Y)), scores.taylor(strip(masked), (X, Y))
+    assert result["out"][0, 1] == result["out"][2, 0] == 0 and (result["out"][mask == 1] > 0).all()
+    for layer in plain:
+        assert_close(result[layer], plain[layer], rtol=1e-5)
+    assert scores.synflow(masked)["out"][0, 1] == 0
+    np.testing.assert_array_equal(masked.get_layer("out").layer.kernel.numpy(), W2.astype(np.float32))
+
+
 def test_larq_layers_are_prunable():
     import larq as lq
 
@@ -254,6 +270,41 @@ def test_depthwise_channel_i_times_multiplier_plus_m_is_the_output_channel_it_fe
     per_channel = scores.channel_scores({"dw": scores.magnitude(model)["dw"]}, model)["dw"]
     assert np.flatnonzero(feeds).tolist() == np.flatnonzero(per_channel).tolist() == [2]
     assert per_channel[2] == 4.0
+
+
+def shortcut_model() -> tf.keras.Model:
+    """conv a -> BN -> depthwise (x2) and conv b, tied by an Add; then conv e and the classifier."""
+    layers = tf.keras.layers
+    inputs = tf.keras.Input((6, 6, 3))
+    a = layers.Conv2D(4, 3, padding="same", name="a")(inputs)
+    dw = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="dw")(layers.BatchNormalization()(a))
+    b = layers.Conv2D(8, 1, name="b")(inputs)
+    x = layers.Conv2D(5, 1, name="e")(layers.ReLU()(layers.Add()([dw, b])))
+    return tf.keras.Model(inputs, layers.Dense(2, name="out")(layers.GlobalAveragePooling2D()(x)))
+
+
+def test_group_scores_reduce_over_every_layer_tied_by_an_add():
+    from tfprune.graph import channel_groups
+
+    model = shortcut_model()
+    rng = np.random.default_rng(5)
+    weight = {name: rng.random(k.shape) for name, k in scores._kernels(model).items()}
+    # Add output 2i + m is dw's (input i, multiplier m) = a's channel i, and b's channel 2i + m:
+    # removing a's channel i removes all four filters.
+    tied = [np.concatenate([weight["a"][..., i].ravel(), weight["b"][..., 2 * i].ravel(),
+                            weight["b"][..., 2 * i + 1].ravel(), weight["dw"][:, :, i, :].ravel()])
+            for i in range(4)]
+    groups = channel_groups(model)
+    ids = {g.producers[0].layer: [] for g in groups}
+    for g in groups:
+        ids[g.producers[0].layer].append(g.id)
+    for reduce, by_hand in (("sum", np.sum), ("mean", np.mean), ("l2", np.linalg.norm)):
+        result = scores.group_scores(weight, model, reduce)
+        assert sorted(result) == sorted(g.id for g in groups)
+        np.testing.assert_allclose([result[i][0] for i in ids["a"]], [by_hand(t) for t in tied])
+        np.testing.assert_allclose(result[ids["e"][0]], scores.channel_scores(weight, model, reduce)["e"])
+    with pytest.raises(ValueError, match="weight_scores lacks layer 'dw', which holds channels of group"):
+        scores.group_scores({"a": weight["a"], "b": weight["b"]}, model)
 
 
 def test_bad_inputs_give_one_clear_line():

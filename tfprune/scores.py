@@ -371,6 +371,65 @@ def channel_scores(weight_scores: Scores, model: Any, reduce: str = "sum") -> Sc
     return {name: _reduce(_channel_matrix(name, score, layers), reduce) for name, score in weight_scores.items()}
 
 
+def group_scores(
+    weight_scores: Scores, model: Any, reduce: str = "sum", groups: list[Any] | None = None
+) -> dict[int, np.ndarray]:
+    """Per-weight scores reduced over every channel of each tied channel group.
+
+    ``groups`` defaults to :func:`tfprune.graph.channel_groups` ``(model)`` (the
+    prunable groups). Group channel ``k`` is scored on the kernel weights that
+    removing it deletes from the layers that hold it: the output-channel slice
+    ``offset + k`` of every producer (the convolutions and dense layers tied by
+    ``Add``, ``Concatenate`` offsets, ...) and the slice of input channel
+    ``offset + k`` of every ``DepthwiseConv2D`` carrier (all its multipliers),
+    reduced together with ``reduce`` (``"sum"``, ``"mean"`` or ``"l2"``, as in
+    :func:`channel_scores`). The input rows that consumers lose are not counted:
+    a channel is scored on its own filters, as filter pruning does. Returns
+    ``{group id: (group size,)}``; a group with no scored kernel (only
+    BatchNorm or a layer the scores do not cover) is left out.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> inputs = tf.keras.Input((4, 4, 1))
+        >>> a = tf.keras.layers.Conv2D(2, 1, name="a")(inputs)
+        >>> b = tf.keras.layers.Conv2D(2, 1, name="b")(inputs)
+        >>> x = tf.keras.layers.GlobalAveragePooling2D()(tf.keras.layers.Add()([a, b]))
+        >>> model = tf.keras.Model(inputs, tf.keras.layers.Dense(3, name="out")(x))
+        >>> ones = {name: np.ones(k.shape) for name, k in _kernels(model).items()}
+        >>> group_scores(ones, model)[0].tolist()
+        [2.0, 2.0]
+    """
+    from tfprune.graph import channel_groups
+
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}")
+    if not isinstance(weight_scores, dict):
+        raise TypeError(f"weight_scores must be a dict of layer name -> array, got {type(weight_scores).__name__}")
+    layers = prunable_layers(model)
+    matrices = {name: _channel_matrix(name, score, layers) for name, score in weight_scores.items()}
+    result = {}
+    for group in channel_groups(model) if groups is None else groups:
+        members = [m for m in (*group.producers, *group.carriers) if m.layer in layers]
+        blocks = [_member_rows(member, group, layers[member.layer], matrices) for member in members]
+        if blocks:
+            result[group.id] = _reduce(np.concatenate(blocks, axis=1), reduce)
+    return result
+
+
+def _member_rows(member: Any, group: Any, layer: Any, matrices: dict[str, np.ndarray]) -> np.ndarray:
+    """The scores of the group's channels in ``member``'s kernel, as ``(group size, weights)``."""
+    import tensorflow as tf
+
+    if member.layer not in matrices:
+        raise ValueError(f"weight_scores lacks layer {member.layer!r}, which holds channels of group {group.id}")
+    matrix = matrices[member.layer]
+    if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
+        # A carried channel is the depthwise input channel: its `multiplier` outputs go together.
+        multiplier = int(_kernel(layer).shape[-1])
+        matrix = matrix.reshape(-1, multiplier * matrix.shape[1])
+    return matrix[member.offset : member.offset + group.size]
+
+
 def _channel_matrix(name: str, score: Any, layers: dict[str, Any]) -> np.ndarray:
     """The scores as ``(channels, weights per channel)``."""
     import tensorflow as tf
