@@ -372,9 +372,10 @@ def test_remove_masked_channels_warns_when_a_binary_consumer_reads_zero_as_one()
     rows = np.ones(model.get_layer("bconv2").kernel_shape, bool)
     rows[:, :, [1, 2], :] = False            # the consumer ignores them too: exact, no warning
     model.get_layer("bconv2").set_mask(rows)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         small = remove_masked_channels(model)
+    assert not [w for w in caught if "input quantizer" in str(w.message)]
     x = sample(model)
     expected = model(x).numpy()
     scale = max(1.0, float(np.abs(expected).max()))
