@@ -64,7 +64,7 @@ def small_cnn(
 
     Example:
         >>> small_cnn((28, 28, 1), classes=10, widths=(8,)).count_params()
-        15778
+        15794
     """
     import tensorflow as tf
 
