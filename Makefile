@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS ?=
 
-.PHONY: demo test install arm-toolchain clean
+.PHONY: demo test bench-quick install arm-toolchain clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,11 @@ demo: install arm-toolchain
 
 test: install arm-toolchain
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+
+# The benchmark's CI tier into a scratch folder (tools/bench --help for the others).
+bench-quick: install
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python tools/bench --tier quick --results /tmp/tfprune-bench-quick \
+	  --markdown /tmp/tfprune-bench-quick/BENCHMARKS.md
 
 clean:
 	rm -rf demo_out .pytest_cache

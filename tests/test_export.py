@@ -171,3 +171,30 @@ def test_inspect_mlperf_reference(mlperf_quant):
     assert report["tflm"]["arena_bytes"] == 55_984
     assert report["inputs"][0]["shape"] == [1, 32, 32, 3]
     assert "98,496 B" in str(report)
+
+
+def test_masked_model_deploys_with_its_pruned_channels_removed(trained_mnist):
+    from tfprune import masks
+
+    model, calibration, held_out = trained_mnist
+    wrapped = tfprune.wrap(model)
+    keep = np.ones(32, bool)
+    keep[::2] = False
+    wrapped.get_layer("conv1").set_channel_mask(keep)
+    dense = tfprune.export(model, calibration, verify=False, progress=False).report
+    pruned = tfprune.export(wrapped, calibration, verify_data=held_out, progress=False).report
+    assert [layer["output_channels"] for layer in pruned["layers"]] == [16, 16, 10]
+    assert pruned["flatbuffer_bytes"] < dense["flatbuffer_bytes"] and pruned["macs"] < dense["macs"]
+    assert pruned["verification"]["top1_agreement"] == 1.0
+    stripped = masks.strip(wrapped)
+    x = held_out[0][:20]
+    np.testing.assert_allclose(tfprune.remove_masked_channels(wrapped)(x), stripped(x), atol=1e-4)
+
+
+def test_vanishing_activations_are_refused_before_tflite_micro_aborts():
+    model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(4, name="tiny"),
+                                 tf.keras.layers.Dense(2)])
+    model.get_layer("tiny").set_weights([np.full((8, 4), 1e-12, np.float32), np.zeros(4, np.float32)])
+    with pytest.raises(ValueError, match="its values vanish") as raised:
+        tfprune.export(model, np.random.default_rng(0).random((8, 8)).astype(np.float32), progress=False)
+    assert "\n" not in str(raised.value)

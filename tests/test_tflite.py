@@ -114,3 +114,11 @@ def test_ops_without_tflite_builtin_are_named():
     with pytest.raises(ValueError, match="tf.Igamma") as raised:
         tflite.convert(model, np.ones((4, 8), np.float32))
     assert "\n" not in str(raised.value)
+
+
+def test_importing_tfprune_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = "import sys, tfprune; assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

@@ -585,11 +585,11 @@ def _fine_tune(
 def _default_loss(model: Any) -> Any:
     import tensorflow as tf
 
+    from tfprune.scores import ends_in_softmax
+
     if getattr(model, "loss", None):
         return model.loss
-    last = model.layers[-1]
-    softmax = isinstance(last, tf.keras.layers.Softmax) or getattr(last, "activation", None) is tf.keras.activations.softmax
-    return tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not softmax)
+    return tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_in_softmax(model))
 
 
 def _check_positive_int(value: Any, name: str) -> None:

@@ -504,7 +504,7 @@ def _batches_and_objective(
     parts = _labelled_batches(model, data, batches)
     _output_layer(model)  # refuses multi-output models before any gradient is taken
     loss_fn = _loss_function(model, loss, parts)
-    probabilities = _ends_in_softmax(model)
+    probabilities = ends_in_softmax(model)
 
     def objective(x: np.ndarray, y: np.ndarray, training: bool) -> Any:
         if temperature == 1.0:
@@ -576,7 +576,7 @@ def _loss_function(model: Any, loss: Any, parts: list[tuple[np.ndarray, np.ndarr
             raise ValueError("the labels are not class indices; give integer labels or one-hot rows (or pass a loss)")
         if y.min() < 0 or y.max() >= classes:
             raise ValueError(f"labels range over {int(y.min())}..{int(y.max())} but the model has {classes} classes")
-    from_logits = not _ends_in_softmax(model)
+    from_logits = not ends_in_softmax(model)
     return lambda y_true, y_pred: tf.keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=from_logits)
 
 
@@ -592,8 +592,16 @@ def _unwrapped(layer: Any) -> Any:
     return layer.layer if isinstance(layer, tf.keras.layers.Wrapper) else layer
 
 
-def _ends_in_softmax(model: Any) -> bool:
-    """Whether the model's output is a softmax (a Softmax layer or a softmax activation)."""
+def ends_in_softmax(model: Any) -> bool:
+    """Whether the model's output is a softmax (a Softmax layer or a softmax activation).
+
+    Losses then take probabilities, not logits (MLPerf's reference models end in one).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> ends_in_softmax(tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(2, "softmax")]))
+        True
+    """
     import tensorflow as tf
 
     layer = _unwrapped(_output_layer(model))
@@ -607,7 +615,7 @@ def _logits(model: Any, x: Any, training: bool) -> Any:
     """The model's output before a final softmax (the output itself when there is none)."""
     import tensorflow as tf
 
-    if not _ends_in_softmax(model):
+    if not ends_in_softmax(model):
         return model(x, training=training)
     output_layer = _output_layer(model)
     layer = _unwrapped(output_layer)

@@ -237,10 +237,16 @@ def _round_counts(analysis: Analysis, removed: set[int], multiple: int) -> set[i
 
 
 def _masked_roots(analysis: Analysis, keep_masks: Mapping[str, Any]) -> set[int]:
-    """Roots that every producer holding them masks."""
+    """Roots that every producer holding them masks, and every depthwise layer carrying them too.
+
+    A depthwise layer re-adds its bias (and its BatchNorm's offset) to a channel
+    whose input is zero, so the masked model outputs zeros there only when the
+    depthwise layer masks the channel as well; otherwise the channel stays.
+    """
     masked: dict[int, bool] = {}
     for name in analysis.order:
-        if analysis.kinds[name] != "producer":
+        kind, layer_class = analysis.kinds[name], analysis.classes[name]
+        if kind != "producer" and not (kind == "carrier" and "Depthwise" in layer_class):
             continue
         roots = analysis.roots(analysis.outputs[name][0])
         keep = keep_masks.get(name)

@@ -44,6 +44,7 @@ class MicroRunner:
     def __init__(self, flatbuffer: bytes) -> None:
         from tflite_micro.python.tflite_micro import runtime
 
+        _check_activation_scales(flatbuffer)
         with captured_output(2) as captured:
             try:
                 self._interpreter = runtime.Interpreter.from_bytes(bytes(flatbuffer), arena_size=HOST_ARENA_BYTES)
@@ -85,6 +86,28 @@ class MicroRunner:
         if not match:
             raise RuntimeError("TFLite Micro did not report its arena allocation")
         return int(match.group(1))
+
+
+#: Below this, an int8 activation scale means the activations vanish; TFLite Micro's
+#: kernels abort the whole process on such scales instead of returning an error.
+MIN_ACTIVATION_SCALE = 1e-6
+
+
+def _check_activation_scales(flatbuffer: bytes) -> None:
+    from tfprune.export.flatbuffer import read_model
+
+    try:
+        info = read_model(flatbuffer)
+    except ValueError as error:
+        raise ValueError(f"TFLite Micro cannot load this model: {error}") from None
+    for tensor in info.tensors:
+        if tensor.scales and not tensor.is_constant and tensor.dtype in ("int8", "uint8", "int16"):
+            if min(tensor.scales) < MIN_ACTIVATION_SCALE:
+                raise ValueError(
+                    f"activation tensor {tensor.name!r} has int8 scale {min(tensor.scales):.3g}: its values vanish "
+                    "(an untrained model, or representative data that does not reach it); "
+                    "calibrate a trained model with typical inputs"
+                )
 
 
 def _micro_error(log: str) -> str:

@@ -52,8 +52,13 @@ def export(
 ) -> Artifact:
     """Export a Keras model for a device and measure the result.
 
+    A model wrapped by :func:`tfprune.wrap` is stripped first and every channel
+    its masks prune is removed (:func:`tfprune.remove_masked_channels`), so the
+    flatbuffer is physically smaller; weight-level zeros stay as zeros.
+
     Args:
-        model: a tf.keras Sequential or functional model (larq layers allowed).
+        model: a tf.keras Sequential or functional model (larq layers and
+            tfprune's masks allowed).
         representative_data: array ``(N, ...)``, ``(x, y)`` arrays, a ``tf.data``
             of ``x`` or ``(x, y)`` batches, or an ``.npz`` path; the first 500
             samples calibrate int8. Required for int8.
@@ -79,6 +84,7 @@ def export(
     """
     _check_arguments(target, compress, arena_margin)
     tflite.check_keras_model(model)
+    model = _without_masks(model)
     quantization, io = _resolve_formats(target, quantization, io)
     sample_shape = tflite.model_sample_shape(model)
     calibration = _calibration(representative_data, sample_shape, quantization)
@@ -92,6 +98,15 @@ def export(
                               verification=_as_dict(verification))
         return Artifact(flatbuffer, Report(as_json_ready(report)))
     return _export_cortex_m(flatbuffer, compress, io, check_x, check_y, preprocessing, arena_margin, progress)
+
+
+def _without_masks(model: Any) -> Any:
+    """Strip tfprune's masks and cut out the channels they prune, so the artifact is really smaller."""
+    if not any(type(layer).__module__ == "tfprune.masks" for layer in model.layers):
+        return model
+    from tfprune.surgery import remove_masked_channels
+
+    return remove_masked_channels(model)
 
 
 def inspect_flatbuffer(flatbuffer: bytes | str | os.PathLike) -> Report:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -332,7 +333,10 @@ def _calibration_feed(samples: np.ndarray):
 
 def _run_converter(run: Any, model_name: str) -> bytes:
     try:
-        with captured_output():  # the converter prints MLIR statistics from C++
+        # The converter prints MLIR statistics from C++ and warns about calibration details
+        # it handles itself; neither is for the user.
+        with captured_output(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             return bytes(run())
     except Exception as error:
         raise ValueError(f"model {model_name!r} cannot be converted: {_converter_reason(error)}") from None
