@@ -48,7 +48,7 @@ TIERS: dict[str, Tier] = {
         train_samples=None,
         test_samples=None,
         agreement_samples=200,
-        budget=Budget(finetune_epochs=10, scratch_epochs=30),
+        budget=Budget(finetune_epochs=5, scratch_epochs=30),
         seeds=(0, 1),
         description="full CIFAR-10, at most 45 minutes per method on a 2-core CPU",
     ),
