@@ -15,6 +15,7 @@ import pytest
 
 from tfprune.export import c_array
 from tfprune.export.c_array import TensorSpec
+from tfprune.export.tflite import convert
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN_CC = REPO / "firmware" / "cortex_m" / "main.cc"
@@ -44,13 +45,7 @@ def _tiny_int8_model(two_valued_dense: bool = False) -> bytes:
         signs = np.where(np.arange(kernel.size).reshape(kernel.shape) % 2 == 0, 0.5, -0.5)
         model.layers[2].set_weights([signs.astype(np.float32), bias])
     samples = np.random.default_rng(0).random((16, 8, 8, 1)).astype(np.float32)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return converter.convert()
+    return convert(model, samples)
 
 
 @pytest.fixture(scope="module")

@@ -19,26 +19,15 @@ import pytest
 
 from tfprune.export import compress as lut
 from tfprune.export.compress import find_lut_candidates, lut_compress
+from tfprune.export.tflite import convert
 
 # ---------------------------------------------------------------- helpers
 
 
 def _convert(model, input_shape: tuple[int, ...], seed: int = 1) -> bytes:
     """Full-integer int8 conversion with a small representative dataset."""
-    import tensorflow as tf
-
-    def representative():
-        rng = np.random.default_rng(seed)
-        for _ in range(16):
-            yield [rng.normal(size=(1, *input_shape)).astype(np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return bytes(converter.convert())
+    samples = np.random.default_rng(seed).normal(size=(16, *input_shape)).astype(np.float32)
+    return convert(model, samples)
 
 
 def _set_levels(layer, levels: np.ndarray, rng: np.random.Generator) -> None:

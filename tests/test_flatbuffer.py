@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tfprune.export.flatbuffer import LayerInfo, ModelInfo, format_table, read_model
+from tfprune.export.tflite import convert
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -155,17 +156,7 @@ def tiny() -> dict:
     dw[rng.random(dw.shape) < 0.3] = 0.0
     plant("dw", dw)
 
-    def representative():
-        for _ in range(16):
-            yield [rng.standard_normal((1, 8, 8, 3)).astype("float32")]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    flatbuffer = converter.convert()
+    flatbuffer = convert(model, rng.standard_normal((16, 8, 8, 3)).astype("float32"))
     return {"model": model, "flatbuffer": flatbuffer, "info": read_model(flatbuffer),
             "zeros": {"conv_pm": 0, "conv_zeros": int(np.sum(levels == 0)), "dw": int(np.sum(dw == 0))}}
 
