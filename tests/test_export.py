@@ -91,6 +91,7 @@ def test_two_value_kernels_export_with_decode_and_identical_outputs(trained_mnis
     assert report["weight_bytes"] * 4 <= plain.report["weight_bytes"]
     assert report["flatbuffer_bytes"] < plain.report["flatbuffer_bytes"]
     assert report["tflm"]["arena_bytes"] >= compression["uncompressed"]["tflm"]["arena_bytes"]
+    assert artifact.reference_flatbuffer == plain.flatbuffer and plain.reference_flatbuffer is None
     compressed_runner, plain_runner = MicroRunner(artifact.flatbuffer), MicroRunner(plain.flatbuffer)
     for x in x_held[:100]:
         sample = quantize_input(x[None], plain_runner.input_details)

@@ -180,10 +180,7 @@ def measure(candidate: Any, method: Method, context: RunContext) -> dict[str, An
         artifact = tfprune.export(candidate, data.x_calibration, verify_data=data.x_agreement, progress=False)
         flatbuffer, report = artifact.flatbuffer, artifact.report
         agreement = report["verification"]["top1_agreement"]
-        reference = flatbuffer
-        if (report.get("compression") or {}).get("uncompressed"):
-            reference = tfprune.export(candidate, data.x_calibration, compress="off", verify=False,
-                                       progress=False).flatbuffer
+        reference = artifact.reference_flatbuffer or flatbuffer
     tflm_ms = report["tflm"].get("ms_per_inference")
     return {
         "accuracy": round(tflite_accuracy(reference, data.x_test, data.y_test), 6),

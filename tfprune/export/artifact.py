@@ -41,6 +41,9 @@ class Report(dict):
 class Artifact:
     """What :func:`tfprune.export` makes: ``flatbuffer`` (bytes), ``report``, C ``sources``.
 
+    ``reference_flatbuffer`` is the same model without LUT compression (what the
+    stock TFLite interpreter can load), or None when nothing was compressed.
+
     ``save(directory)`` writes ``model.tflite``, the C sources (for ``cortex-m``)
     and ``report.json`` into ``directory``, all or nothing.
     """
@@ -48,6 +51,7 @@ class Artifact:
     flatbuffer: bytes
     report: Report
     sources: dict[str, str] = field(default_factory=dict)
+    reference_flatbuffer: bytes | None = None
 
     def files(self) -> dict[str, bytes]:
         """File name -> bytes, as :meth:`save` writes them."""

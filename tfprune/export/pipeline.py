@@ -156,7 +156,8 @@ def _export_cortex_m(
         preprocessing=preprocessing or _default_preprocessing(report["inputs"][0]),
     )
     report["flash"] = _flash_bytes(sources)
-    return Artifact(deployed, Report(as_json_ready(report)), sources)
+    reference = flatbuffer if compressed.needs_decode else None
+    return Artifact(deployed, Report(as_json_ready(report)), sources, reference)
 
 
 def _export_lce(
