@@ -1,6 +1,9 @@
 """The methods the benchmark knows: reference rows and the baselines.
 
-Each later pruning method adds its rows here through :class:`Method` alone.
+A pruning method adds its rows through a plug-in module named in :data:`PLUGINS`:
+the module has ``methods() -> list[Method]`` and, optionally,
+``summary(results: list[dict]) -> str | None``, a measured paragraph BENCHMARKS.md
+prints under the tier's table (it gets that tier's results only).
 
 Example:
     >>> [m.name for m in methods(["dense-int8"])]
@@ -9,10 +12,14 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Any, Sequence
 
 from tfprune.bench.methods import BenchData, Budget, Method, fit
+
+#: Modules that add benchmark rows (see the module docstring).
+PLUGINS: tuple[str, ...] = ()
 
 #: Unstructured sparsities of the tfmot rows; channel pruning rows match their nonzero counts.
 TFMOT_SPARSITIES = (0.5, 0.75, 0.9)
@@ -94,7 +101,20 @@ def all_methods() -> list[Method]:
         rows += [Method(name, "pretrained", _channel_pruning(sparsity, random), {"nonzeros_of_sparsity": sparsity},
                         description=f"{text}, at the nonzero count of the tfmot row, fine-tuned")
                  for sparsity in TFMOT_SPARSITIES]
+    for plugin in PLUGINS:
+        rows += importlib.import_module(plugin).methods()
     return rows
+
+
+def summaries(results: list[dict[str, Any]]) -> list[str]:
+    """The plug-ins' measured paragraphs for one tier's results, in :data:`PLUGINS` order."""
+    texts = []
+    for plugin in PLUGINS:
+        summary = getattr(importlib.import_module(plugin), "summary", None)
+        text = summary(results) if summary else None
+        if text:
+            texts.append(text.strip())
+    return texts
 
 
 def methods(names: Sequence[str] | None = None) -> list[Method]:

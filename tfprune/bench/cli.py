@@ -66,7 +66,8 @@ def _run(args: argparse.Namespace) -> str | None:
     from tfprune.bench.tiers import TIERS
 
     tier = TIERS[args.tier]
-    methods = catalog.methods(args.methods.split(",") if args.methods else None)
+    methods = [method for method in catalog.methods(args.methods.split(",") if args.methods else None)
+               if tier.name in method.tiers]
     seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
     path = Path(args.results) / f"{harness.MODEL}_{harness.DATASET}_{tier.name}.jsonl"
     harness.run(methods, tier, path, seeds=seeds, progress=not args.quiet)

@@ -149,6 +149,8 @@ def run_one(method: Method, seed: int, context: RunContext) -> dict[str, Any]:
 def _starting_model(method: Method, seed: int) -> Any:
     from tfprune.models import resnet8
 
+    if method.model is not None:
+        return method.model(seed)
     if method.start == "pretrained":
         return resnet8(weights="mlperf")
     if method.start == "scratch":

@@ -64,6 +64,10 @@ def _section(model: str, dataset: str, tier: str, results: list[dict[str, Any]],
     lines.append("| " + " | ".join(COLUMNS) + " |")
     lines.append("|" + "---|" * len(COLUMNS))
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    from tfprune.bench.catalog import summaries
+
+    for text in summaries(results):
+        lines += ["", text]
     if plot:
         lines += ["", f"![accuracy against flatbuffer bytes, {model} {dataset} {tier}]({plot})"]
     return "\n".join(lines) + "\n"

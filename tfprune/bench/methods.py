@@ -62,7 +62,9 @@ class Method:
     ``prune``), ``"scratch"`` (a fresh initialisation) or ``"artifact"`` (no
     model: ``prune`` returns a flatbuffer). ``quantization`` is how the result
     is deployed: ``"int8"`` through ``tfprune.export`` for cortex-m, or
-    ``"float32"`` for the float reference row.
+    ``"float32"`` for the float reference row. ``model``, when given, builds
+    the starting model from the seed instead (``start`` then only says whether
+    it is trained); ``tiers`` names the tiers the row runs in.
     """
 
     name: str
@@ -72,6 +74,10 @@ class Method:
     quantization: str = "int8"
     seeded: bool = True
     description: str = ""
+    #: Builds the starting model from the seed instead of the start's ResNet-8 (a binary model, say).
+    model: Callable[[int], Any] | None = None
+    #: The tiers that run this row; a slow ablation can stay out of the quick tier CI runs.
+    tiers: tuple[str, ...] = ("quick", "standard", "full")
 
     def key_settings(self) -> str:
         """The settings as canonical JSON, part of a result's key."""
