@@ -97,8 +97,9 @@ def test_kl_search_matches_recomputation_and_respects_the_budget(budget):
     assert [point["kl"] for point in choice.curve] == pytest.approx(kls, rel=1e-9, abs=1e-12)
     assert choice.kl == pytest.approx(independent_kl(a, choice.keep), rel=1e-9, abs=1e-12)
     assert choice.kl <= budget
-    # the largest tau within the budget
-    assert choice.pruned == max(k for k, kl in enumerate(kls) if kl <= budget) >= 2
+    # the largest tau whose KL stays within the budget all the way up to it
+    first_over = next((k for k, kl in enumerate(kls) if kl > budget), len(kls))
+    assert choice.pruned == first_over - 1 >= 2
     assert choice.pruned == int((~choice.keep).sum())
     assert set(np.flatnonzero(~choice.keep)) == set(ranking.order[:choice.pruned].tolist())
     assert [point["tau"] for point in choice.curve] == sorted(point["tau"] for point in choice.curve)
@@ -278,3 +279,44 @@ def test_step_checks_and_penultimate_default():
     model.fit(phase(FIRST, 32), np.zeros(32), batch_size=8, epochs=1, verbose=0, callbacks=[controller])
     assert [e["step"] for e in controller.events] == [0, 2, 4]
     assert list(controller.thresholds) == ["hidden"]
+
+
+# --- the drift stream and the benchmark paragraph ------------------------------------------
+
+def test_drift_stream_changes_class_mix_and_corruption_and_is_seeded():
+    from tfprune.datasets import cifar10_drift_stream
+    from tfprune.drift import VEHICLES
+
+    rng = np.random.default_rng(0)
+    data = ((rng.integers(60, 200, (600, 8, 8, 3)).astype(np.uint8), np.arange(600) % 10),
+            (rng.integers(60, 200, (300, 8, 8, 3)).astype(np.uint8), np.arange(300) % 10))
+    stream = cifar10_drift_stream(train_per_phase=200, test_per_phase=100, seed=1, data=data)
+    again = cifar10_drift_stream(train_per_phase=200, test_per_phase=100, seed=1, data=data)
+    assert [p.name for p in stream] == ["clean", "vehicles", "animals", "night"]
+    assert all(np.array_equal(a.x_train, b.x_train) for a, b in zip(stream, again))
+    vehicle_share = [np.isin(p.y_train, VEHICLES).mean() for p in stream]
+    assert vehicle_share[1] > 0.6 > 0.4 > vehicle_share[2]
+    assert stream[3].x_test.mean() < stream[0].x_test.mean() - 40
+    assert stream[0].x_train.dtype == np.float32 and stream[0].x_train.max() <= 255
+
+
+def fake_result(method, settings, accuracy, size, seed=0):
+    import json
+
+    return {"key": {"method": method, "settings": json.dumps(settings, sort_keys=True), "tier": "standard",
+                    "seed": seed}, "accuracy": accuracy, "flatbuffer_bytes": size}
+
+
+def test_summary_is_computed_from_the_results():
+    from tfprune.bench.qsae_rows import summary
+
+    results = [fake_result("dense-float", {}, 0.87, 320_000), fake_result("dense-int8", {}, 0.87, 96_000),
+               fake_result("qsae", {"nonzeros_of_sparsity": 0.75, "interval": 2, "trigger_drop": 0.02}, 0.80, 32_000),
+               fake_result("qsae-static", {"nonzeros_of_sparsity": 0.75}, 0.78, 32_000),
+               fake_result("l1-filters", {"nonzeros_of_sparsity": 0.75}, 0.70, 33_000)]
+    text = summary(results)
+    assert "10.0x float" in text and "3.00x int8" in text and "-7.0 points" in text
+    assert "does not hold" in text and "+2.0 points" in text and "L1 filters 70.00%" in text
+    results[2]["accuracy"] = 0.865
+    assert "loses 0.5 points: the claim of about 1 point holds" in summary(results)
+    assert summary([fake_result("dense-float", {}, 0.87, 320_000)]) is None

@@ -351,3 +351,7 @@ def synthetic_keywords(
     labels = rng.integers(0, classes, count)
     noise = rng.normal(0, 0.5, (count, *shape))
     return (patterns[labels] + noise).astype(np.float32), labels.astype(np.int64)
+
+
+# The drifting stream lives in its own module; re-exported here with the other data sources.
+from tfprune.drift import cifar10_drift_stream  # noqa: E402,F401

@@ -15,7 +15,8 @@ No smoothing is needed: a softmax is never 0.
 (least important first); pruning ``k`` of them is the threshold ``tau`` equal to the score of
 the first channel kept (``score < tau`` is pruned, ties broken by the ranking). The KL
 curve holds every ``k`` from 0 to ``C - 1`` (one channel always stays). With ``kl_budget``
-the result is the largest ``tau`` whose KL is within the budget; with ``target_sparsity``
+the result is the largest ``tau`` whose KL stays within the budget (at that ``k`` and at every
+smaller one: the curve need not be monotone); with ``target_sparsity``
 it prunes ``round(target_sparsity * C)`` channels (at most ``C - 1``) and reports their KL.
 
 Example:
@@ -129,8 +130,11 @@ def search_threshold(activations: Any, ranking: Ranking, *, kl_budget: float | N
         curve.append({"tau": float(ranking.scores[order[k]]), "sparsity": k / channels,
                       "kl": kl_divergence(a, keep, temp)})
     if kl_budget is not None:
-        within = [k for k, point in enumerate(curve) if point["kl"] <= kl_budget]
-        k = max(within) if within else 0
+        # the KL of pruning more need not grow monotonically (a softmax over few survivors flattens
+        # again), so the budget must hold for every smaller pruning too, not just at the chosen one
+        k = 0
+        while k + 1 < channels and curve[k + 1]["kl"] <= kl_budget:
+            k += 1
     else:
         k = min(int(round(target_sparsity * channels)), channels - 1)
     return Threshold(tau=curve[k]["tau"], kl=curve[k]["kl"], keep=keeps[k], pruned=k, sparsity=k / channels,
