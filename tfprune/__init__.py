@@ -30,6 +30,10 @@ _PUBLIC: dict[str, str] = {
     "remove_channels": "tfprune.surgery",
     "remove_masked_channels": "tfprune.surgery",
     "channel_groups": "tfprune.graph",
+    "reconvene": "tfprune.structured_pai",
+    "ReconveneResult": "tfprune.structured_pai",
+    "pai_masks": "tfprune.pai",
+    "prune_at_init": "tfprune.pai",
 }
 
 __all__ = ["__version__", "Artifact", "Report", "export", "inspect_flatbuffer", *_PUBLIC]

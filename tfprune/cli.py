@@ -2,8 +2,9 @@
 
 ``tfprune convert MODEL --target cortex-m --representative val.npz --out build/``
 turns a Keras model into the files a device uses; ``tfprune inspect FILE.tflite``
-prints the report for any flatbuffer. Bad input gets one line on stderr and
-exit code 2.
+prints the report for any flatbuffer; ``tfprune reconvene MODEL --data train.npz
+--out DIR`` prunes an untrained model at initialization into a smaller one.
+Bad input gets one line on stderr and exit code 2.
 
 Example:
     >>> main(["inspect", "../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite", "--json"])  # doctest: +ELLIPSIS
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 EXIT_BAD_INPUT = 2
 
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_convert(commands)
     _add_inspect(commands)
+    _add_reconvene(commands)
     commands.add_parser("bench", help="benchmarks; see `tfprune bench --help`")
     return parser
 
@@ -75,12 +77,79 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
     inspect.set_defaults(run=_inspect)
 
 
+def _add_reconvene(commands: argparse._SubParsersAction) -> None:
+    from tfprune.pai import PAI_METHODS, SCOPES
+
+    reconvene = commands.add_parser("reconvene", help="untrained model -> smaller untrained model (Reconvene)")
+    reconvene.add_argument("model", help="an untrained .keras or .h5 model, or a SavedModel directory")
+    reconvene.add_argument("--data", metavar="FILE.npz", help="labelled samples 'x' and 'y' (needed by snip, grasp)")
+    reconvene.add_argument("--samples", type=int, default=256, help="samples of --data the scores read (256)")
+    reconvene.add_argument("--method", choices=PAI_METHODS, default="synflow", help="PaI score (synflow)")
+    reconvene.add_argument("--sparsity", type=float, default=0.9, help="PaI target sparsity (0.9)")
+    reconvene.add_argument("--scope", choices=SCOPES, default="global", help="PaI ranking (global)")
+    select = reconvene.add_mutually_exclusive_group()
+    select.add_argument("--threshold", type=float, help="rectify layers with sensitivity <= this (0.3)")
+    select.add_argument("--max-bytes", type=int, help="rectify until int8 weights take at most this many bytes")
+    select.add_argument("--max-macs", type=int, help="rectify until the model runs at most this many MACs")
+    reconvene.add_argument("--dense-rest", action="store_true", help="drop the PaI masks of the other layers")
+    reconvene.add_argument("--seed", type=int, default=0)
+    reconvene.add_argument("--out", required=True, metavar="DIR", help="writes DIR/model.keras and DIR/reconvene.json")
+    reconvene.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    reconvene.set_defaults(run=_reconvene)
+
+
+def _reconvene(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    out = _fresh_output(args.out, args.force)
+    data = None
+    if args.data is not None:
+        import numpy as np
+
+        from tfprune.export.tflite import load_npz_samples
+
+        x = load_npz_samples(args.data)[: args.samples]
+        with np.load(args.data) as archive:
+            if "y" not in archive:
+                raise ValueError(f"--data {args.data} has no labels: store them as array 'y' beside 'x'")
+            data = (x, archive["y"][: args.samples])
+    from tfprune.export.artifact import _replace_directory
+    from tfprune.export.tflite import load_model
+    from tfprune.structured_pai import reconvene
+
+    budget = {key: value for key, value in (("bytes", args.max_bytes), ("macs", args.max_macs)) if value is not None}
+    result = reconvene(load_model(args.model), data, args.method, args.sparsity, scope=args.scope,
+                       threshold=args.threshold, budget=budget or None,
+                       unrectified="dense" if args.dense_rest else "masked", seed=args.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        result.model.save(staging / "model.keras")
+        (staging / "reconvene.json").write_text(json.dumps(result.report.as_dict(), indent=2, default=float) + "\n")
+        _replace_directory(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(result.report)
+    print(f"\nwrote model.keras (untrained: train it, then `tfprune convert`) and reconvene.json to {out}/")
+    return 0
+
+
+def _fresh_output(directory: str, force: bool) -> Any:
+    from pathlib import Path
+
+    out = Path(directory)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise FileExistsError(f"{out} already exists; pass --force to replace it")
+    return out
+
+
 def _convert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
-        raise FileExistsError(f"{out} already exists; pass --force to replace it")
+    out = _fresh_output(args.out, args.force)
     for option in ("representative", "verify_data"):
         value = getattr(args, option)
         if value is not None and not Path(value).is_file():

@@ -10,7 +10,7 @@ rounds on the exponential schedule ``1 - (1 - s)^(i / n)``, re-scoring the
 masked model each round (iterative SynFlow, the paper's 100 rounds, is the
 default for ``synflow``); a weight pruned in one round stays pruned.
 
-These masks are what :func:`tfprune.reconvene.reconvene` starts from, and the
+These masks are what :func:`tfprune.reconvene` starts from, and the
 masked model they give (:func:`prune_at_init`) is the unstructured counterpart
 every Reconvene result is compared with: TFLite Micro stores and multiplies
 its zeros like any weight.

@@ -82,7 +82,7 @@ def _pai(score: str, sparsity: float):
 
 def _reconvene(score: str, sparsity: float, **options: Any):
     def prune(model: Any, data: BenchData, budget: Budget, seed: int) -> Any:
-        from tfprune.reconvene import reconvene
+        from tfprune.structured_pai import reconvene
 
         result = reconvene(model, _score_data(data), score, sparsity, seed=seed, **options)
         return fit(result.model, data, budget.scratch_epochs, budget, seed)
@@ -92,7 +92,7 @@ def _reconvene(score: str, sparsity: float, **options: Any):
 
 def _most_sensitive(score: str, sparsity: float):
     def prune(model: Any, data: BenchData, budget: Budget, seed: int) -> Any:
-        from tfprune.reconvene import reconvene
+        from tfprune.structured_pai import reconvene
 
         default = reconvene(model, _score_data(data), score, sparsity, seed=seed)
         count = sum(1 for g in default.report.groups
@@ -105,7 +105,7 @@ def _most_sensitive(score: str, sparsity: float):
 
 def _uniform_width(score: str, sparsity: float):
     def prune(model: Any, data: BenchData, budget: Budget, seed: int) -> Any:
-        from tfprune.reconvene import int8_weight_bytes, reconvene, reinitialize_changed, uniform_width
+        from tfprune.structured_pai import int8_weight_bytes, reconvene, reinitialize_changed, uniform_width
 
         target = int8_weight_bytes(reconvene(model, _score_data(data), score, sparsity, seed=seed).model)
         narrow = uniform_width(model, target, seed=seed)

@@ -29,7 +29,9 @@ the layers that tolerate it into physically smaller layers:
    unstructured masks (``unrectified="masked"``), or are left dense
    (``"dense"``: their masks save no bytes on TFLite Micro).
 
-:func:`reconvene` runs both and returns a :class:`ReconveneResult`.
+:func:`reconvene` (also ``tfprune.reconvene``) runs both and returns a
+:class:`ReconveneResult`. The module is not called ``reconvene`` because a
+submodule of that name would shadow the function ``tfprune.reconvene``.
 
 Example:
     >>> import tensorflow as tf
