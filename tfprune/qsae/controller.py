@@ -34,7 +34,7 @@ Example:
 
 from __future__ import annotations
 
-import math
+import time
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -132,7 +132,8 @@ class PruningController(tf.keras.callbacks.Callback):
         self.drift_threshold, self.check_every, self.samples, self.source = drift_threshold, check_every, samples, source
         self.l1, self.steps, self.refit_steps = l1, steps, refit_steps
         self.log_dir, self.verbose, self.seed = log_dir, verbose, seed
-        #: Every derivation: reason, epoch, step, metric, tau, kl, sparsity, channels, per-layer details.
+        #: Every derivation: reason, epoch, step, metric, drift, tau, kl, sparsity, channel counts,
+        #: channels restored and newly pruned, seconds taken, and per-layer tau/kl/pruned/size.
         self.events: list[dict[str, Any]] = []
         #: The last threshold per watched group (tau, KL, keep mask and the KL curve).
         self.thresholds: dict[str, Threshold] = {}
@@ -268,6 +269,7 @@ class PruningController(tf.keras.callbacks.Callback):
 
     def _derive(self, x: np.ndarray, reason: str, metric: float | None = None,
                 drift: float | None = None) -> dict[str, Any]:
+        start = time.perf_counter()
         before = self._pruned_channels()
         activations = self._lifted_activations(x)
         details = {}
@@ -287,7 +289,8 @@ class PruningController(tf.keras.callbacks.Callback):
                  "tau": float(np.mean([d["tau"] for d in details.values()])),
                  "kl": float(np.mean([d["kl"] for d in details.values()])),
                  "sparsity": pruned / total, "channels_pruned": pruned, "channels_total": total,
-                 "restored": len(before - after), "newly_pruned": len(after - before), "layers": details}
+                 "restored": len(before - after), "newly_pruned": len(after - before),
+                 "seconds": time.perf_counter() - start, "layers": details}
         self.events.append(event)
         self._best, self._checks_since = None, 0
         if self.verbose:
