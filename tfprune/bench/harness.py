@@ -122,7 +122,7 @@ def run_one(method: Method, seed: int, context: RunContext) -> dict[str, Any]:
 
     tf.keras.utils.set_random_seed(seed)
     ledger = TrainingLedger()
-    data = dataclasses.replace(context.data, ledger=ledger)
+    data = dataclasses.replace(context.data, ledger=ledger, figures={})
     model = _starting_model(method, seed)
     start = time.perf_counter()
     candidate = method.prune(model, data, context.tier.budget, seed)
@@ -139,6 +139,7 @@ def run_one(method: Method, seed: int, context: RunContext) -> dict[str, Any]:
         "epochs_total": ledger.epochs + (0 if method.start == "scratch" else MLPERF_PRETRAINING_EPOCHS),
         "epochs_this_run": ledger.epochs,
         **figures,
+        **({"extra": data.figures} if data.figures else {}),
         "commit": _git_commit(),
         "versions": _versions(),
         "host": platform.machine(),

@@ -42,6 +42,9 @@ class BenchData:
     x_calibration: np.ndarray
     x_agreement: np.ndarray
     ledger: TrainingLedger = field(default_factory=TrainingLedger)
+    #: Extra JSON-ready figures a method measures itself (another target's bytes, say); stored
+    #: under the result's ``"extra"``.
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
