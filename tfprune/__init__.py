@@ -40,7 +40,7 @@ __all__ = ["__version__", "Artifact", "Report", "export", "inspect_flatbuffer", 
 
 
 # submodules reachable as attributes (``tfprune.models.resnet8``), imported on first use
-_SUBMODULES = ("models", "datasets", "masks", "graph", "surgery", "scores", "baselines", "bench", "qsae")
+_SUBMODULES = ("models", "datasets", "masks", "graph", "surgery", "scores", "baselines", "bench", "qsae", "binary")
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from tfprune.bench.methods import BenchData, Budget, Method, fit
 
 #: Modules that add benchmark rows (see the module docstring).
-PLUGINS: tuple[str, ...] = ("tfprune.bench.reconvene_rows", "tfprune.bench.qsae_rows")
+PLUGINS: tuple[str, ...] = ("tfprune.bench.reconvene_rows", "tfprune.bench.qsae_rows", "tfprune.bench.binary_rows")
 
 #: Unstructured sparsities of the tfmot rows; channel pruning rows match their nonzero counts.
 TFMOT_SPARSITIES = (0.5, 0.75, 0.9)
