@@ -79,3 +79,24 @@ def test_check_fails_on_a_stale_page(tmp_path, capsys):
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="unknown benchmark method"):
         catalog.methods(["magic"])
+
+
+def test_quick_tier_checks_that_reconvene_is_smaller_than_its_pai_model():
+    dense = fake_result("dense-int8", 0, 0.87, 95_000)
+    settings = '{"score": "synflow", "sparsity": 0.9}'
+    pai = fake_result("pai-unstructured", 0, 0.5, 95_000, settings)
+    assert checks.quick_tier_failure([dense, pai, fake_result("reconvene", 0, 0.5, 30_000, settings)]) is None
+    failure = checks.quick_tier_failure([dense, pai, fake_result("reconvene", 0, 0.5, 96_000, settings)])
+    assert failure and "not smaller than PaI's 95000 B" in failure
+
+
+def test_plugin_rows_build_their_own_model_and_name_their_tiers(tmp_path):
+    rows = catalog.methods(["dense-scratch", "pai-unstructured", "reconvene"])
+    assert {m.key_settings() for m in rows if "quick" in m.tiers and m.name != "dense-scratch"} == {
+        '{"score": "synflow", "sparsity": 0.9}'}
+    vgg = next(m for m in rows if m.model is not None and json.loads(m.key_settings()).get("model") == "small_vgg")
+    assert vgg.tiers == ("full",) and vgg.model(0).name == "small_vgg"
+    summary = catalog.summaries([
+        fake_result("pai-unstructured", 0, 0.700, 95_000, '{"score": "snip", "sparsity": 0.75}'),
+        fake_result("reconvene", 0, 0.705, 19_000, '{"score": "snip", "sparsity": 0.75}')])
+    assert any("5.00x smaller" in text for text in summary)

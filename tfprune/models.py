@@ -253,6 +253,30 @@ def small_vgg(
     return _vgg_graph(input_shape, classes, seed, rescale, binary=False)
 
 
+#: VGG-16's convolution widths, a max-pool after each stage (Simonyan and Zisserman, 2015).
+VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+
+
+def vgg16(
+    input_shape: tuple[int, int, int] = (32, 32, 3),
+    classes: int = 10,
+    seed: int = 0,
+    rescale: float | None = 1.0 / 255.0,
+) -> Any:
+    """VGG-16 for CIFAR-sized inputs, the setting of the Reconvene paper: 13 3x3 convs -> BN -> ReLU.
+
+    Five stages of 64-64, 128-128, 256x3, 512x3, 512x3 filters with a max-pool
+    after each, global average pooling and one softmax dense layer (the CIFAR
+    variant of Tanaka et al.'s and DNNShifter's code). Convs have no bias.
+
+    Example:
+        >>> vgg16().count_params()
+        14732490
+    """
+    _check_image_arguments(input_shape, classes, seed)
+    return _vgg_graph(input_shape, classes, seed, rescale, binary=False, stages=VGG16_STAGES, name="vgg16")
+
+
 def binary_small_vgg(
     input_shape: tuple[int, int, int] = (32, 32, 3),
     classes: int = 10,
@@ -323,14 +347,17 @@ def _resnet8_graph(input_shape: tuple[int, int, int], classes: int, seed: int, w
 
 
 def _vgg_graph(input_shape: tuple[int, int, int], classes: int, seed: int, rescale: float | None,
-               binary: bool) -> Any:
+               binary: bool, stages: tuple[tuple[int, ...], ...] = ((32, 32), (64, 64), (128, 128)),
+               name: str | None = None) -> Any:
     import tensorflow as tf
 
     layers = tf.keras.layers
     init = _Initializers(seed)
     inputs = tf.keras.Input(input_shape, name="input")
     x = layers.Rescaling(rescale, name="rescale")(inputs) if rescale else inputs
-    for index, filters in enumerate((32, 32, 64, 64, 128, 128)):
+    widths = [filters for stage in stages for filters in stage]
+    last_of_stage = {sum(len(stage) for stage in stages[: i + 1]) - 1 for i in range(len(stages))}
+    for index, filters in enumerate(widths):
         if binary and index > 0:
             import larq as lq
 
@@ -343,12 +370,12 @@ def _vgg_graph(input_shape: tuple[int, int, int], classes: int, seed: int, resca
         x = layers.BatchNormalization(name=f"bn{index}")(x)
         if not binary:
             x = layers.ReLU(name=f"relu{index}")(x)
-        if index % 2 == 1:
-            x = layers.MaxPooling2D(name=f"pool{index // 2}")(x)
+        if index in last_of_stage:
+            x = layers.MaxPooling2D(name=f"pool{sorted(last_of_stage).index(index)}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Dense(classes, activation="softmax", kernel_initializer=init("glorot_uniform"),
                            name="classifier")(x)
-    return tf.keras.Model(inputs, outputs, name="binary_small_vgg" if binary else "small_vgg")
+    return tf.keras.Model(inputs, outputs, name=name or ("binary_small_vgg" if binary else "small_vgg"))
 
 
 def _load_resnet8_weights(model: Any, weights: str | os.PathLike, input_shape: tuple[int, ...],

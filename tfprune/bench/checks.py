@@ -18,7 +18,8 @@ def quick_tier_failure(results: list[dict[str, Any]]) -> str | None:
 
     Unstructured tfmot sparsity keeps the dense flatbuffer's bytes (TFLite Micro
     stores zeros like any weight, within 1%); channel pruning makes it smaller;
-    every artifact ran in TFLite Micro.
+    every artifact ran in TFLite Micro; a Reconvene artifact is smaller than the
+    unstructured PaI artifact of the same settings.
     """
     dense = [r for r in results if r["key"]["method"] == "dense-int8"]
     if not dense:
@@ -32,4 +33,13 @@ def quick_tier_failure(results: list[dict[str, Any]]) -> str | None:
             return f"{method} {result['key']['settings']}: {bytes_} B, not smaller than the dense {dense_bytes} B"
         if result.get("tflm_agreement") is None or result.get("arena_bytes") is None:
             return f"{method} {result['key']['settings']}: did not run in TFLite Micro"
+    return _reconvene_failure(results)
+
+
+def _reconvene_failure(results: list[dict[str, Any]]) -> str | None:
+    pai = {r["key"]["settings"]: r["flatbuffer_bytes"] for r in results if r["key"]["method"] == "pai-unstructured"}
+    for result in results:
+        settings = result["key"]["settings"]
+        if result["key"]["method"] == "reconvene" and settings in pai and result["flatbuffer_bytes"] >= pai[settings]:
+            return f"reconvene {settings}: {result['flatbuffer_bytes']} B, not smaller than PaI's {pai[settings]} B"
     return None

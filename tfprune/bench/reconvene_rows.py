@@ -25,6 +25,8 @@ from tfprune.bench.methods import BenchData, Budget, Method, fit
 STANDARD = [(score, sparsity) for score in ("synflow", "snip") for sparsity in (0.75, 0.9)]
 #: The other scores run in the full tier only.
 FULL_ONLY = [(score, sparsity) for score in ("random", "magnitude", "grasp") for sparsity in (0.75, 0.9)]
+#: The paper's networks, full tier only: (builder name in tfprune.models, scores, sparsities).
+FULL_MODELS = (("small_vgg", ("synflow", "snip"), (0.9,)), ("vgg16", ("synflow", "snip"), (0.9, 0.98)))
 #: Where the ablations run.
 ABLATION = ("synflow", 0.9)
 #: Labelled training images the data-driven scores (SNIP, GraSP) read: a few batches.
@@ -45,6 +47,16 @@ def methods() -> list[Method]:
         rows.append(Method("reconvene", "scratch", _reconvene(score, sparsity), settings, tiers=tiers,
                            description="Reconvene: the least sensitive layers rectified into smaller layers "
                                        "(sensitivity <= 0.3), the rest keep their PaI masks"))
+    for name, scores, sparsities in FULL_MODELS:
+        rows.append(Method("dense-scratch", "scratch", _dense, {"model": name}, tiers=("full",),
+                           model=_builder(name), description=f"{name} trained from scratch, no pruning"))
+        for score in scores:
+            for sparsity in sparsities:
+                settings = {"model": name, "score": score, "sparsity": sparsity}
+                rows.append(Method("pai-unstructured", "scratch", _pai(score, sparsity), settings, tiers=("full",),
+                                   model=_builder(name), description=f"unstructured PaI of {name}"))
+                rows.append(Method("reconvene", "scratch", _reconvene(score, sparsity), settings, tiers=("full",),
+                                   model=_builder(name), description=f"Reconvene of {name}"))
     score, sparsity = ABLATION
     settings = {"score": score, "sparsity": sparsity}
     ablation_tiers = ("standard", "full")
@@ -60,6 +72,16 @@ def methods() -> list[Method]:
                description="ablation: every layer narrowed by one ratio to Reconvene's int8 weight bytes, dense"),
     ]
     return rows
+
+
+def _builder(name: str):
+    def build(seed: int) -> Any:
+        from tfprune import models
+
+        # the benchmark feeds raw 0..255 pixels, which the VGGs' Rescaling layer takes
+        return getattr(models, name)(seed=seed)
+
+    return build
 
 
 def _score_data(data: BenchData) -> tuple[np.ndarray, np.ndarray]:
