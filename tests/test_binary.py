@@ -1,0 +1,320 @@
+"""tfprune.binary: reservoir sampling, masks on binary layers, the PPO controller, deployment, bench rows."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfprune
+from tfprune.binary import arsp, deploy, models, reservoir
+from tfprune.export.flatbuffer import read_model
+from tfprune.models import binary_small_vgg
+
+SHAPE = (8, 8, 3)
+
+
+def _exact_inclusion(weights: np.ndarray, k: int) -> np.ndarray:
+    """Inclusion probabilities of successive weighted sampling without replacement, by enumeration."""
+    n, total = len(weights), weights.sum()
+    inclusion = np.zeros(n)
+    for order in itertools.permutations(range(n), k):
+        probability, left = 1.0, total
+        for item in order:
+            probability *= weights[item] / left
+            left -= weights[item]
+        inclusion[list(order)] += probability
+    return inclusion
+
+
+def test_inclusion_frequencies_match_exact_probabilities():
+    weights, k, trials = np.array([1.0, 2.0, 3.0, 4.0, 10.0]), 2, 20_000
+    exact = _exact_inclusion(weights, k)
+    assert exact.sum() == pytest.approx(k)
+    rng = np.random.default_rng(0)
+    counts = np.zeros(len(weights))
+    for _ in range(trials):
+        counts[reservoir.reservoir_sample(weights, k, rng)] += 1
+    frequency = counts / trials
+    sigma = np.sqrt(exact * (1 - exact) / trials)
+    assert np.all(np.abs(frequency - exact) < 4.5 * sigma), (frequency, exact)
+    # proportional-to-weight (the naive reading) is measurably different for the heaviest item
+    assert abs(frequency[-1] - k * weights[-1] / weights.sum()) > 10 * sigma[-1]
+
+
+def test_reservoir_sample_edges_and_errors():
+    assert reservoir.reservoir_sample([0.0, 0.0, 2.0], 1, seed=5).tolist() == [2]
+    assert sorted(reservoir.reservoir_sample([0.0, 0.0, 2.0], 3, seed=5).tolist()) == [0, 1, 2]
+    assert reservoir.reservoir_sample([1.0, 1.0], 0).tolist() == []
+    assert np.array_equal(reservoir.reservoir_sample(np.arange(1, 50.0), 10, seed=3),
+                          reservoir.reservoir_sample(np.arange(1, 50.0), 10, seed=3))
+    for weights, k in [([1.0, -1.0], 1), ([1.0, np.nan], 1), ([1.0], 2), ([1.0], 0.5)]:
+        with pytest.raises(ValueError):
+            reservoir.reservoir_sample(weights, k)
+
+
+def _quant_dense(latent: np.ndarray) -> tf.keras.Model:
+    import larq as lq
+
+    model = tf.keras.Sequential([tf.keras.Input((latent.shape[0],)), lq.layers.QuantDense(
+        latent.shape[1], kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False, name="q")])
+    model.get_layer("q").set_weights([latent])
+    return model
+
+
+def test_pruned_binary_weight_is_exactly_zero_in_forward_pass():
+    latent = np.array([[0.0, 0.3], [-0.2, 0.0]], np.float32)  # ste_sign(0) is +1
+    plain = _quant_dense(latent)
+    assert plain(np.eye(2, dtype=np.float32)).numpy().tolist() == [[1.0, 1.0], [-1.0, 1.0]]
+    masked = tfprune.wrap(plain)
+    reservoir.apply_masks(masked, {"q": np.array([[False, True], [True, False]])})
+    out = masked(np.eye(2, dtype=np.float32)).numpy()
+    assert out.tolist() == [[0.0, 1.0], [-1.0, 0.0]]
+    assert tfprune.strip(masked)(np.eye(2, dtype=np.float32)).numpy().tolist() == out.tolist()
+
+
+def _trained_vgg(seed: int = 0) -> tuple[tf.keras.Model, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (96, *SHAPE)).astype(np.float32)
+    y = (x[:, :4, :4, 0].mean(axis=(1, 2)) > 127).astype(np.int64) + 2 * (x[:, 4:, 4:, 1].mean(axis=(1, 2)) > 127)
+    model = binary_small_vgg(input_shape=SHAPE, seed=seed)
+    model.compile(models.optimizer("adam", 1e-2), "sparse_categorical_crossentropy")
+    tf.keras.utils.set_random_seed(seed)
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    return model, x, y
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return _trained_vgg()
+
+
+def test_sample_masks_keep_k_per_layer_and_are_seeded(vgg):
+    model, x, y = vgg
+    wrapped = tfprune.wrap(model, layers=reservoir.binary_layers(model))
+    scores = reservoir.layer_scores(wrapped, (x[:32], y[:32]), "survival")
+    assert set(scores) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
+    assert all(np.isfinite(s).all() and (s > 0).any() for s in scores.values())
+    ratios = {"conv1": 0.1, "conv2": 0.5, "conv3": 0.9, "conv4": 0.0, "conv5": 1.0}
+    first = reservoir.sample_masks(wrapped, ratios, scores, seed=1)
+    for name, mask in first.items():
+        assert mask.shape == scores[name].shape and mask.sum() == round(ratios[name] * mask.size)
+    again = reservoir.sample_masks(wrapped, ratios, scores, seed=1)
+    other = reservoir.sample_masks(wrapped, ratios, scores, seed=2)
+    assert all(np.array_equal(first[n], again[n]) for n in first)
+    assert not np.array_equal(first["conv2"], other["conv2"])
+    reservoir.apply_masks(wrapped, first)
+    kept = sum(int(m.sum()) for m in first.values())
+    assert reservoir.density(wrapped) == pytest.approx(kept / sum(m.size for m in first.values()))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        reservoir.sample_masks(wrapped, 1.5, scores)
+    with pytest.raises(ValueError, match="granularity"):
+        reservoir.sample_masks(wrapped, 0.5, scores, granularity="rows")
+    with pytest.raises(ValueError, match="needs data"):
+        reservoir.layer_scores(wrapped, None, "taylor")
+    with pytest.raises(ValueError, match="not wrapped"):
+        reservoir.apply_masks(model, first)
+
+
+def test_filter_masks_zero_readers_so_cutting_channels_changes_nothing(vgg):
+    model, x, y = vgg
+    wrapped = tfprune.wrap(model, layers=reservoir.binary_layers(model))
+    scores = reservoir.layer_scores(wrapped, score="magnitude", layers=["conv1", "conv3"])
+    masks = reservoir.sample_masks(wrapped, 0.5, scores, granularity="filters", seed=0)
+    reservoir.apply_masks(wrapped, masks, granularity="filters")
+    reader = wrapped.get_layer("conv2").get_mask()
+    assert not reader[:, :, ~masks["conv1"]].any() and reader[:, :, masks["conv1"]].all()
+    lce = deploy.for_lce(wrapped)
+    assert lce.get_layer("conv1").filters == 16 and lce.get_layer("conv2").kernel.shape[2] == 16
+    np.testing.assert_allclose(lce.predict(x, verbose=0), wrapped.predict(x, verbose=0), atol=1e-5)
+
+
+def test_reservoir_pruning_callback_resamples_and_round_trips(vgg):
+    model, x, y = vgg
+    wrapped = tfprune.wrap(model, layers=reservoir.binary_layers(model))
+    wrapped.compile(tf.keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    callback = reservoir.ReservoirPruning((x[:32], y[:32]), {"conv2": 0.3, "conv4": 0.6}, every=2, seed=4)
+    wrapped.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    assert callback.resamples == 1 + 6 // 2
+    assert wrapped.get_layer("conv2").get_mask().mean() == pytest.approx(0.3, abs=1e-3)
+    assert wrapped.get_layer("conv4").sparsity() == pytest.approx(0.4, abs=1e-3)
+    config = callback.get_config()
+    assert json.loads(json.dumps(config)) == config
+    clone = reservoir.ReservoirPruning.from_config(config, data=(x, y))
+    assert clone.get_config() == config
+    for bad in [dict(every=0), dict(score="gradient"), dict(ratios={"conv2": 2.0})]:
+        with pytest.raises(ValueError):
+            reservoir.ReservoirPruning((x, y), **{"ratios": 0.5, **bad})
+
+
+def test_flip_ratio_counts_sign_changes(vgg):
+    model, x, y = vgg
+    flips = models.FlipRatio(every=1)
+    flips.set_model(model)
+    flips.on_train_begin()
+    kernel = model.get_layer("conv1").kernel
+    latent = getattr(kernel, "latent_variable", kernel)
+    value = latent.numpy()
+    flat = value.reshape(-1).copy()
+    flat[:100] = -np.where(flat[:100] >= 0, 1.0, -1.0) * np.maximum(np.abs(flat[:100]), 0.1)
+    latent.assign(flat.reshape(value.shape))
+    flips.on_train_batch_end(0)
+    assert flips.per_layer["conv1"] == pytest.approx(100 / value.size)
+    assert flips.per_layer["conv2"] == 0.0
+    latent.assign(value)
+
+
+def test_ppo_beats_a_random_policy_on_a_toy_with_known_best_ratios():
+    from tfprune.binary import ppo
+
+    best = np.array([0.1, 0.9])
+
+    def accuracy(ratios: np.ndarray) -> float:
+        return 1.0 - 2.0 * float(np.sum((ratios - best) ** 2))
+
+    features = np.array([[0.5, 0.1], [0.2, 0.3]])
+    trained = ppo.search(accuracy, features, [10, 10], episodes=32, episodes_per_iteration=8, lam=0.0,
+                         learning_rate=1e-2, seed=0)
+    random = ppo.random_search(accuracy, features, [10, 10], episodes=32, lam=0.0, seed=0)
+    greedy = trained.history[-1]
+    assert greedy.greedy and len(trained.history) == 33
+    untrained = accuracy(np.array([0.5, 0.5]))  # the initial policy's mean action is 0
+    mean_random = float(np.mean([e.reward for e in random.history]))
+    assert greedy.reward > mean_random + 0.3
+    assert greedy.reward > untrained + 0.15
+    # the reward is accuracy - lam * density, density weighted by layer size
+    env = ppo.LayerRatioEnvironment(accuracy, features, sizes=[10, 30], lam=0.1)
+    episode = env.score(np.array([0.1, 0.9]))
+    assert episode.density == pytest.approx((1 + 27) / 40) and episode.reward == pytest.approx(1 - 0.07)
+    with pytest.raises(ValueError):
+        ppo.search(accuracy, features, [10, 10], episodes=0)
+    with pytest.raises(ValueError):
+        ppo.LayerRatioEnvironment(accuracy, np.ones((2, 3)), [1, 1])
+
+
+def test_ppo_logs_to_tensorboard(tmp_path):
+    from tfprune.binary import ppo
+
+    ppo.search(lambda r: 0.5, np.ones((1, 2)), [4], episodes=2, episodes_per_iteration=2, log_dir=str(tmp_path),
+               layer_names=["conv1"])
+    tags = set()
+    for event_file in tmp_path.iterdir():
+        for record in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags |= {value.tag for value in record.summary.value}
+    assert {"reward", "accuracy", "density", "ratio/conv1", "ppo_loss"} <= tags
+
+
+def test_cortex_m_export_has_decode_and_tflm_outputs_identical(vgg):
+    from tflite_micro.python.tflite_micro import runtime
+
+    model, x, y = vgg
+    pruned, report = arsp.arsp(model, (x, y), validation_samples=32, controller="fixed", ratios=0.5,
+                               finetune_epochs=0)
+    micro = deploy.for_micro(pruned)
+    artifact = tfprune.export(micro, x[:64], target="cortex-m", compress="lut", verify_data=x[:16], progress=False)
+    assert "DECODE" in read_model(artifact.flatbuffer).op_names
+    assert "SIGN" not in read_model(artifact.flatbuffer).op_names
+    outputs = []
+    for flatbuffer in (artifact.flatbuffer, artifact.reference_flatbuffer):
+        interpreter = runtime.Interpreter.from_bytes(flatbuffer, arena_size=512 * 1024)
+        scale, zero = artifact.report["inputs"][0]["scale"], artifact.report["inputs"][0]["zero_point"]
+        result = []
+        for sample in x[:16]:
+            interpreter.set_input(np.clip(np.round(sample / scale) + zero, -128, 127).astype(np.int8)[None], 0)
+            interpreter.invoke()
+            result.append(interpreter.get_output(0).copy())
+        outputs.append(np.stack(result))
+    assert np.array_equal(outputs[0], outputs[1])
+    assert len(artifact.flatbuffer) < len(artifact.reference_flatbuffer)
+
+
+def test_binary_step_is_exact_in_the_keras_model_it_converts(vgg):
+    model, x, _ = vgg
+    micro = deploy.for_micro(model)
+    assert np.isin(micro.get_layer("conv2").get_weights()[0], (-2.0, 2.0)).all()
+    probe = tf.keras.Model(model.input, model.get_layer("bn0").output)(x).numpy()
+    safe = np.abs(probe).min(axis=(1, 2, 3)) > 1.0 / deploy.SIGN_GAIN  # no pre-activation inside the gain
+    np.testing.assert_allclose(micro.predict(x[safe], verbose=0), model.predict(x[safe], verbose=0), atol=1e-5)
+    int8 = deploy.for_micro(model, activations="int8")
+    assert int8.get_layer("conv2").input_quantizer is None
+    with pytest.raises(ValueError, match="activations"):
+        deploy.for_micro(model, activations="ternary")
+
+
+def test_android_lce_export_has_binary_ops_and_both_sizes(vgg):
+    model, x, y = vgg
+    pruned, _ = arsp.arsp(model, (x, y), validation_samples=32, granularity="filters", controller="fixed",
+                          ratios=0.5, score="magnitude", finetune_epochs=0)
+    both = deploy.export_both(pruned, x[:64], (x[:32], y[:32]))
+    assert "LceBconv2d" in read_model(both.android_lce.flatbuffer).op_names
+    assert "DECODE" in read_model(both.cortex_m.flatbuffer).op_names
+    figures = both.figures
+    assert figures["tflm_agreement"] == 1.0 and figures["lce_agreement"] == 1.0
+    assert figures["cortex_m_bytes"] < figures["cortex_m_uncompressed_bytes"]
+    assert 0 <= figures["micro_vs_larq_agreement"] <= 1 and "larq_accuracy" in figures
+
+
+def test_arsp_end_to_end_with_ppo(vgg, tmp_path):
+    model, x, y = vgg
+    pruned, report = arsp.arsp(model, (x, y), validation_samples=32, episodes=4, episodes_per_iteration=2,
+                               finetune_epochs=1, score="taylor", log_dir=str(tmp_path), seed=3)
+    assert report.controller == "ppo" and len(report.episodes) == 5
+    best = max(report.episodes, key=lambda e: e["reward"])
+    assert report.ratios == {name: round(r, 6) for name, r in zip(report.layers, best["ratios"])}
+    assert report.density == pytest.approx(reservoir.density(pruned, report.layers), abs=1e-6)
+    assert 100 < report.hyperscore <= 200 and report.finetune_epochs == 1
+    assert (tmp_path / "finetune").is_dir()
+    lines = []
+    models.summary(pruned, print_fn=lines.append)
+    assert any("Total params" in line for line in lines)
+
+
+def test_arsp_bad_inputs(vgg):
+    model, x, y = vgg
+    cases = [
+        (dict(granularity="rows"), "granularity"), (dict(score="grad"), "score"),
+        (dict(controller="fixed"), "needs ratios"), (dict(ratios=0.5), "only for controller='fixed'"),
+        (dict(validation_samples=500), "validation_samples"), (dict(finetune_epochs=-1), "finetune_epochs"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            arsp.arsp(model, (x, y), **{"validation_samples": 16, **kwargs})
+    with pytest.raises(TypeError, match="tuple"):
+        arsp.arsp(model, x)
+    with pytest.raises(ValueError, match="no binary layer"):
+        arsp.arsp(tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)]),
+                  (np.ones((8, 3)), np.zeros(8)), validation_samples=2)
+
+
+def test_hyperscore():
+    assert arsp.hyperscore(1.0) == pytest.approx(100 * (1 + 1 / 9))  # sigmoid(-ln 2) = 1/3, squared
+    assert arsp.hyperscore(0.0) == 100.0
+    assert arsp.hyperscore(0.9) < arsp.hyperscore(0.95)
+    with pytest.raises(ValueError):
+        arsp.hyperscore(1.5)
+
+
+def test_bench_rows_and_summary_states_the_claim():
+    from tfprune.bench import binary_rows
+
+    rows = {m.name: m for m in binary_rows.methods()}
+    assert "quick" in rows["bnn-static"].tiers and "quick" not in rows["arsp"].tiers
+    assert rows["arsp"].model is not None and rows["arsp"].start == "scratch"
+
+    def result(method, settings, accuracy, kept):
+        return {"key": {"method": method, "settings": json.dumps(settings, sort_keys=True), "tier": "t", "seed": 0},
+                "accuracy": accuracy, "flatbuffer_bytes": 1000, "extra": {
+                    "larq_test_accuracy": accuracy, "binary_weights_kept": kept, "binary_weights": 1000,
+                    "android_lce_bytes": 900}}
+
+    static = result("bnn-static", {"model": "binary_resnet8", "sparsity": 0.5}, 0.60, 500)
+    good = result("arsp", {"model": "binary_resnet8", "score": "survival", "episodes": 16}, 0.595, 200)
+    text = binary_rows.summary([static, good])
+    assert "2.50x more compression" in text and "is reached" in text
+    worse = result("arsp", {"model": "binary_resnet8", "score": "survival", "episodes": 16}, 0.55, 200)
+    assert "not reached (accuracy not equal)" in binary_rows.summary([static, worse])
+    assert "needs the" in binary_rows.summary([static])
+    assert binary_rows.summary([]) is None
