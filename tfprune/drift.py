@@ -12,9 +12,9 @@ The default phases:
 phase       classes                                  noise  contrast  brightness
 ==========  =======================================  =====  ========  ==========
 clean       all ten, uniform                         0      1.0       0
-vehicles    airplane, automobile, ship, truck x4     8      0.8       0
-animals     the six animals x4                       20     0.6       -20
-night       all ten, uniform                         30     0.4       -60
+vehicles    airplane, automobile, ship, truck x4     5      0.9       0
+animals     the six animals x4                       10     0.75      -10
+night       all ten, uniform                         15     0.6       -30
 ==========  =======================================  =====  ========  ==========
 
 Example:
@@ -63,10 +63,10 @@ def _mix(favoured: Sequence[int], factor: float = 4.0) -> tuple[float, ...]:
 
 DEFAULT_PHASES: tuple[PhaseSpec, ...] = (
     PhaseSpec("clean"),
-    PhaseSpec("vehicles", _mix(VEHICLES), noise=8.0, contrast=0.8),
-    PhaseSpec("animals", _mix([c for c in range(10) if c not in VEHICLES]), noise=20.0, contrast=0.6,
-              brightness=-20.0),
-    PhaseSpec("night", noise=30.0, contrast=0.4, brightness=-60.0),
+    PhaseSpec("vehicles", _mix(VEHICLES), noise=5.0, contrast=0.9),
+    PhaseSpec("animals", _mix([c for c in range(10) if c not in VEHICLES]), noise=10.0, contrast=0.75,
+              brightness=-10.0),
+    PhaseSpec("night", noise=15.0, contrast=0.6, brightness=-30.0),
 )
 
 

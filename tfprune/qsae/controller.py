@@ -10,9 +10,12 @@ trains a QSAE per channel group (:mod:`tfprune.qsae.autoencoder`), picks the thr
 * ``interval`` checks passed since the last derivation (``"interval"``), or
 * the activation distribution moved more than ``drift_threshold`` from the one the masks were
   derived on (``"drift"``, label-free: the KL between the mean per-channel softmax
-  distributions, see :func:`drift_score`),
+  distributions of the latest inputs and of the inputs of the last derivation, both read
+  through the network as it is now, so training alone is not drift; see :func:`drift_score`),
 
-it retrains the QSAEs on the latest activations and derives the masks again. A pruned channel
+it retrains the QSAEs on the latest activations and derives the masks again (a trigger at the
+end of a fit's last epoch waits for the start of the next fit, so that training follows every
+new mask; a new fit also checks the drift first). A pruned channel
 can come back: the controller keeps the weights of the channels it prunes (the optimizer's mask
 constraint zeroes them in the model) and puts them back before it reads activations, so every
 derivation sees the whole network. Each derivation is an *event*: one line at ``verbose=1``,
@@ -34,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from typing import Any, Callable, Sequence
@@ -42,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune.qsae.activations import Tap, as_samples, probe_model, read_activations, resolve_taps
-from tfprune.qsae.autoencoder import QSAE
+from tfprune.qsae.autoencoder import QSAE, Ranking
 from tfprune.qsae.threshold import Threshold, channel_distribution, check_budget, search_threshold, temperature
 
 #: The KL budget when neither ``kl_budget`` nor ``target_sparsity`` is given (nats).
@@ -87,6 +91,8 @@ class PruningController(tf.keras.callbacks.Callback):
         check_every: ``"epoch"`` or a number of training steps between checks.
         samples: inputs read per derivation.
         source: the mask source the controller owns on each ``MaskedLayer``.
+        stickiness: margin (a share of the score) by which a pruned channel must beat a kept one
+            to come back, so that re-deriving on new samples of unchanged data changes little.
         l1, steps, refit_steps: the QSAE's lambda, training steps and elimination steps.
         log_dir: a TensorBoard folder for the scalars; ``None`` for none.
         verbose: 1 prints one line per event, 0 nothing.
@@ -101,7 +107,8 @@ class PruningController(tf.keras.callbacks.Callback):
                  target_sparsity: float | None = None, data: Any = None, *, monitor: str = "val_accuracy",
                  mode: str = "auto", trigger_drop: float | None = 0.02, interval: int | None = None,
                  drift_threshold: float | None = None, check_every: str | int = "epoch", samples: int = 512,
-                 source: str = "default", l1: float = 1e-3, steps: int = 300, refit_steps: int = 50,
+                 source: str = "default", stickiness: float = 0.1, l1: float = 1e-3, steps: int = 300,
+                 refit_steps: int = 50,
                  log_dir: str | None = None, verbose: int = 1, seed: int = 0) -> None:
         super().__init__()
         if kl_budget is None and target_sparsity is None:
@@ -112,7 +119,8 @@ class PruningController(tf.keras.callbacks.Callback):
             raise ValueError(f"layers must be 'penultimate', 'all' or a list of layer names, got {layers!r}")
         if mode not in ("auto", "max", "min"):
             raise ValueError(f"mode must be 'auto', 'max' or 'min', got {mode!r}")
-        for name, value in (("trigger_drop", trigger_drop), ("drift_threshold", drift_threshold)):
+        for name, value in (("trigger_drop", trigger_drop), ("drift_threshold", drift_threshold),
+                            ("stickiness", stickiness)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ValueError(f"{name} must be a number >= 0 or None, got {value!r}")
         for name, value in (("interval", interval), ("samples", samples)):
@@ -130,7 +138,7 @@ class PruningController(tf.keras.callbacks.Callback):
         self.kl_budget, self.target_sparsity, self.data = kl_budget, target_sparsity, data
         self.monitor, self.mode, self.trigger_drop, self.interval = monitor, mode, trigger_drop, interval
         self.drift_threshold, self.check_every, self.samples, self.source = drift_threshold, check_every, samples, source
-        self.l1, self.steps, self.refit_steps = l1, steps, refit_steps
+        self.stickiness, self.l1, self.steps, self.refit_steps = stickiness, l1, steps, refit_steps
         self.log_dir, self.verbose, self.seed = log_dir, verbose, seed
         #: Every derivation: reason, epoch, step, metric, drift, tau, kl, sparsity, channel counts,
         #: channels restored and newly pruned, seconds taken, and per-layer tau/kl/pruned/size.
@@ -149,7 +157,8 @@ class PruningController(tf.keras.callbacks.Callback):
         return {"layers": self.layers, "kl_budget": self.kl_budget, "target_sparsity": self.target_sparsity,
                 "monitor": self.monitor, "mode": self.mode, "trigger_drop": self.trigger_drop,
                 "interval": self.interval, "drift_threshold": self.drift_threshold,
-                "check_every": self.check_every, "samples": self.samples, "source": self.source, "l1": self.l1,
+                "check_every": self.check_every, "samples": self.samples, "source": self.source,
+                "stickiness": self.stickiness, "l1": self.l1,
                 "steps": self.steps, "refit_steps": self.refit_steps, "log_dir": self.log_dir,
                 "verbose": self.verbose, "seed": self.seed}
 
@@ -169,22 +178,30 @@ class PruningController(tf.keras.callbacks.Callback):
         """
         self._attach(model)
         x = as_samples(data, self.samples)
-        if not force and self.events and self._reference:
+        if not force and self.events and self._reference_x is not None:
             if self.drift_threshold is None:
                 raise ValueError("update(force=False) needs drift_threshold set; or call update(model, data)")
-            score = self.drift(model, x)
+            score = self._drift(x)
             if score <= self.drift_threshold:
                 return None
             return self._derive(x, "drift", drift=score)
         return self._derive(x, "update")
 
     def drift(self, model: Any, data: Any) -> float:
-        """The label-free drift score of ``data`` against the activations of the last derivation."""
+        """The label-free drift score of ``data`` against the inputs of the last derivation.
+
+        Both are read through the network as it is now (masks lifted), so training between the
+        derivation and the check does not count as drift: only the data moved.
+        """
         self._attach(model)
-        if not self._reference:
-            raise ValueError("no derivation yet: the drift is measured against the activations masks were derived on")
-        current = self._lifted_activations(as_samples(data, self.samples))
-        return max(drift_score(self._reference[name], current[name], self._temps[name]) for name in current)
+        return self._drift(as_samples(data, self.samples))
+
+    def _drift(self, x: np.ndarray) -> float:
+        if self._reference_x is None:
+            raise ValueError("no derivation yet: the drift is measured against the inputs masks were derived on")
+        both = self._lifted_activations(np.concatenate([self._reference_x, x]))
+        count = len(self._reference_x)
+        return max(drift_score(a[:count], a[count:], temperature(a[:count])) for a in both.values())
 
     # --- Keras hooks ---------------------------------------------------------------------
 
@@ -195,8 +212,18 @@ class PruningController(tf.keras.callbacks.Callback):
                              "inputs, a tf.data of batches, or a function returning them")
         if self.log_dir and self._writer is None:
             self._writer = tf.summary.create_file_writer(str(self.log_dir))
+        self._fit_epoch = 0
         if not self.events:
             self._derive(self._window(), "start")
+        elif self._pending is not None:
+            # a trigger at the end of the previous fit: derive now, so that training follows it
+            reason, metric, drift = self._pending
+            self._derive(self._window(), reason, metric=metric, drift=drift)
+        elif self.drift_threshold is not None:
+            x = self._window()
+            drift = self._last_drift = self._drift(x)
+            if drift > self.drift_threshold:
+                self._derive(x, "drift", drift=drift)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._step += 1
@@ -205,6 +232,7 @@ class PruningController(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch += 1
+        self._fit_epoch += 1
         logs = logs if logs is not None else {}
         if self.check_every == "epoch":
             self._check(logs)
@@ -243,13 +271,17 @@ class PruningController(tf.keras.callbacks.Callback):
         x = None
         if reason is None and self.drift_threshold is not None:
             x = self._window()
-            current = self._lifted_activations(x)
-            drift = max(drift_score(self._reference[n], current[n], self._temps[n]) for n in current)
+            drift = self._drift(x)
             self._last_drift = drift
             if drift > self.drift_threshold:
                 reason = "drift"
-        if reason is not None:
-            self._derive(x if x is not None else self._window(), reason, metric=metric, drift=drift)
+        if reason is None:
+            return
+        if self.check_every == "epoch" and self._fit_epoch >= (self.params or {}).get("epochs", math.inf):
+            # no training would follow a derivation after the last epoch: keep it for the next fit
+            self._pending = (reason, metric, drift)
+            return
+        self._derive(x if x is not None else self._window(), reason, metric=metric, drift=drift)
 
     @property
     def _sign(self) -> float:
@@ -276,12 +308,12 @@ class PruningController(tf.keras.callbacks.Callback):
         for tap in self._taps:
             a = activations[tap.name]
             ranking = QSAE(l1=self.l1, steps=self.steps, refit_steps=self.refit_steps, seed=self.seed).rank(a)
+            ranking = _sticky(ranking, self._kept(tap), self.stickiness)
             choice = search_threshold(a, ranking, kl_budget=self.kl_budget, target_sparsity=self.target_sparsity)
             self.thresholds[tap.name] = choice
             self._apply(tap, choice.keep)
             details[tap.name] = {"tau": choice.tau, "kl": choice.kl, "pruned": choice.pruned, "size": tap.size}
-        self._reference = activations
-        self._temps = {name: temperature(a) for name, a in activations.items()}
+        self._reference_x = x
         after = self._pruned_channels()
         total = sum(tap.size for tap in self._taps)
         pruned = sum(d["pruned"] for d in details.values())
@@ -292,7 +324,7 @@ class PruningController(tf.keras.callbacks.Callback):
                  "restored": len(before - after), "newly_pruned": len(after - before),
                  "seconds": time.perf_counter() - start, "layers": details}
         self.events.append(event)
-        self._best, self._checks_since = None, 0
+        self._best, self._checks_since, self._pending = None, 0, None
         if self.verbose:
             print(self._event_line(event))
         return event
@@ -318,13 +350,14 @@ class PruningController(tf.keras.callbacks.Callback):
         self._taps: list[Tap] = []
         self._probe = None
         self._saved: dict[tuple[str, int], tuple[np.ndarray, Any]] = {}
-        self._reference: dict[str, np.ndarray] = {}
-        self._temps: dict[str, float] = {}
+        self._reference_x: np.ndarray | None = None
         self._best: float | None = None
         self._last_metric: float | None = None
         self._last_drift: float | None = None
         self._checks_since = 0
+        self._pending: tuple[str, float | None, float | None] | None = None
         self._epoch = 0
+        self._fit_epoch = 0
         self._step = 0
 
     def _attach(self, model: Any) -> None:
@@ -390,12 +423,17 @@ class PruningController(tf.keras.callbacks.Callback):
             mask[channels] = keep
             layer.set_channel_mask(mask, self.source)
 
+    def _kept(self, tap: Tap) -> np.ndarray:
+        member = tap.group.producers[0]
+        return self._model.get_layer(member.layer).get_channel_mask(self.source)[member.offset:member.offset + tap.size]
+
     def _pruned_channels(self) -> set[tuple[str, int]]:
+        """(tap, group channel) pairs this controller prunes now (a group counts once, not per producer)."""
         pruned = set()
         for tap in self._taps:
-            for name in tap.producers:
-                mask = self._model.get_layer(name).get_channel_mask(self.source)
-                pruned |= {(name, int(c)) for c in np.flatnonzero(~mask)}
+            member = tap.group.producers[0]
+            mask = self._model.get_layer(member.layer).get_channel_mask(self.source)
+            pruned |= {(tap.name, int(k)) for k in np.flatnonzero(~mask[member.offset:member.offset + tap.size])}
         return pruned
 
     def _save(self, layer: Any, channels: np.ndarray) -> None:
@@ -419,6 +457,23 @@ class PruningController(tf.keras.callbacks.Callback):
         kernel.assign(kernel_value)
         if bias is not None:
             bias.assign(bias_value)
+
+
+def _sticky(ranking: Ranking, kept: np.ndarray, stickiness: float) -> Ranking:
+    """The ranking with the scores of the channels kept now raised by ``stickiness`` (a share).
+
+    A QSAE trained on another window of the same data ranks near-equal channels differently;
+    without a margin every re-derivation would swap some of them for nothing. A channel pruned
+    now comes back only when its score beats a kept one's by the margin.
+    """
+    if stickiness == 0 or kept.all():
+        return ranking
+    scores = ranking.scores * np.where(kept, 1.0 + stickiness, 1.0)
+    order = np.lexsort((np.argsort(ranking.order), scores))      # by score, ties in the old order
+    scores = np.maximum.accumulate(scores[order])
+    normalised = np.empty_like(scores)
+    normalised[order] = scores / scores[-1]
+    return Ranking(order=order, scores=normalised, importance=ranking.importance)
 
 
 def _variables(layer: Any) -> tuple[Any, Any]:
