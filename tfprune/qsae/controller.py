@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -137,7 +137,8 @@ class PruningController(tf.keras.callbacks.Callback):
         self.layers = list(layers) if not isinstance(layers, str) else layers
         self.kl_budget, self.target_sparsity, self.data = kl_budget, target_sparsity, data
         self.monitor, self.mode, self.trigger_drop, self.interval = monitor, mode, trigger_drop, interval
-        self.drift_threshold, self.check_every, self.samples, self.source = drift_threshold, check_every, samples, source
+        self.drift_threshold, self.check_every = drift_threshold, check_every
+        self.samples, self.source = samples, source
         self.stickiness, self.l1, self.steps, self.refit_steps = stickiness, l1, steps, refit_steps
         self.log_dir, self.verbose, self.seed = log_dir, verbose, seed
         #: Every derivation: reason, epoch, step, metric, drift, tau, kl, sparsity, channel counts,
@@ -481,4 +482,5 @@ def _variables(layer: Any) -> tuple[Any, Any]:
     from tfprune.masks import _latent
 
     inner = layer.layer
-    return _latent(layer._kernel_variable()), getattr(inner, "bias", None) if getattr(inner, "use_bias", False) else None
+    bias = inner.bias if getattr(inner, "use_bias", False) else None
+    return _latent(layer._kernel_variable()), bias
