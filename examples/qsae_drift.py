@@ -34,7 +34,7 @@ def main() -> None:
                   metrics=["accuracy"])
     current = {"x": stream[0].x_train}
     controller = PruningController(
-        layers="all", target_sparsity=args.sparsity, data=lambda: current["x"][-args.samples:],
+        layers=args.layers, target_sparsity=args.sparsity, data=lambda: current["x"][-args.samples:],
         monitor="val_accuracy", trigger_drop=0.03, drift_threshold=0.02, samples=args.samples,
         log_dir=os.path.join(args.out + "_logs") if args.tensorboard else None, seed=args.seed)
 
@@ -67,6 +67,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--train-per-phase", type=int, default=5_000)
     parser.add_argument("--test-per-phase", type=int, default=1_000)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per phase")
+    parser.add_argument("--layers", default="all", choices=("all", "penultimate"),
+                        help="channel groups to prune: every group, or the one the classifier reads")
     parser.add_argument("--sparsity", type=float, default=0.5, help="share of each channel group to prune")
     parser.add_argument("--samples", type=int, default=256, help="images the controller reads per derivation")
     parser.add_argument("--tensorboard", action="store_true", help="log tau, KL and sparsity to <out>_logs/")
