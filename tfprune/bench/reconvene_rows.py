@@ -148,32 +148,59 @@ def summary(results: list[dict[str, Any]]) -> str | None:
     if not reconvene or not pai:
         return None
     tier = results[0]["key"]["tier"]
+    dense = rows.get(("dense-scratch", "{}"))
     lines = [f"**Reconvene against unstructured PaI** (measured on the int8 artifacts, {tier} tier, means over "
-             "seeds; *matched* means the PaI row's accuracy is within 1 point):", ""]
+             "seeds; time is TFLite Micro time; *matched* means a PaI row within 1 point of accuracy):", ""]
     for key, row in sorted(reconvene.items()):
-        settings = _label(key[1])
+        text = f"- Reconvene {_label(key[1])}: {row['accuracy']:.2%} at {row['flatbuffer_bytes']:,.0f} B"
+        same = pai.get(("pai-unstructured", key[1]))
+        if same:
+            text += (f"; PaI at the same settings: {same['accuracy']:.2%} at {same['flatbuffer_bytes']:,.0f} B, so "
+                     f"Reconvene is {_ratio(same, row, 'flatbuffer_bytes')} smaller, "
+                     f"{_ratio(same, row, 'tflm_time_ratio')} faster and "
+                     f"{100 * (row['accuracy'] - same['accuracy']):+.1f} points")
         matched = [(k, v) for k, v in pai.items() if abs(v["accuracy"] - row["accuracy"]) <= 0.01]
         if matched:
             best_key, best = min(matched, key=lambda item: item[1]["flatbuffer_bytes"])
-            lines.append(f"- Reconvene {settings}: {row['accuracy']:.2%}, {row['flatbuffer_bytes']:,.0f} B; "
-                         f"PaI {_label(best_key[1])} matches it ({best['accuracy']:.2%}) at "
-                         f"{best['flatbuffer_bytes']:,.0f} B: Reconvene is "
-                         f"**{best['flatbuffer_bytes'] / row['flatbuffer_bytes']:.2f}x smaller** and "
-                         f"**{_speed(best, row)} faster** in TFLite Micro.")
+            text += (f"; matched by PaI {_label(best_key[1])} ({best['accuracy']:.2%}): "
+                     f"**{_ratio(best, row, 'flatbuffer_bytes')} smaller, {_ratio(best, row, 'tflm_time_ratio')} "
+                     "faster**")
         else:
-            same = pai.get(("pai-unstructured", key[1]))
-            text = f"- Reconvene {settings}: {row['accuracy']:.2%}, {row['flatbuffer_bytes']:,.0f} B; no PaI row " \
-                   "within 1 point of its accuracy"
-            if same:
-                text += (f"; PaI at the same settings: {same['accuracy']:.2%} at {same['flatbuffer_bytes']:,.0f} B "
-                         f"({same['flatbuffer_bytes'] / row['flatbuffer_bytes']:.2f}x the bytes, "
-                         f"{_speed(same, row)} the time)")
-            lines.append(text + ".")
-    dense = rows.get(("dense-scratch", "{}"))
+            text += "; no PaI row matches its accuracy"
+        if dense:
+            text += (f"; against the dense model of the same training budget: "
+                     f"{_ratio(dense, row, 'flatbuffer_bytes')} smaller, "
+                     f"{100 * (row['accuracy'] - dense['accuracy']):+.1f} points")
+        lines.append(text + ".")
     if dense:
-        lines.append(f"- The dense ResNet-8 with the same training: {dense['accuracy']:.2%} at "
+        lines.append(f"- The dense ResNet-8 trained the same epochs: {dense['accuracy']:.2%} at "
                      f"{dense['flatbuffer_bytes']:,.0f} B.")
+    lines += _ablation_lines(rows)
     return "\n".join(lines)
+
+
+def _ablation_lines(rows: dict[tuple[str, str], dict[str, float]]) -> list[str]:
+    score, sparsity = ABLATION
+    settings = json.dumps({"score": score, "sparsity": sparsity}, sort_keys=True)
+    base = rows.get(("reconvene", settings))
+    if not base:
+        return []
+    lines = []
+    for method, key in (("reconvene-random-channels", settings), ("reconvene-most-sensitive", settings),
+                        ("uniform-width", json.dumps({"bytes_of": json.loads(settings)}, sort_keys=True))):
+        other = rows.get((method, key))
+        if other:
+            lines.append(f"- Ablation {method} ({_label(settings)}): {other['accuracy']:.2%} at "
+                         f"{other['flatbuffer_bytes']:,.0f} B, against Reconvene's {base['accuracy']:.2%} at "
+                         f"{base['flatbuffer_bytes']:,.0f} B ({100 * (other['accuracy'] - base['accuracy']):+.1f} "
+                         "points).")
+    return lines
+
+
+def _ratio(large: dict[str, float], small: dict[str, float], field: str) -> str:
+    if not large.get(field) or not small.get(field):
+        return "?"
+    return f"{large[field] / small[field]:.2f}x"
 
 
 def _means(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
@@ -184,12 +211,6 @@ def _means(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, flo
                   for field in ("accuracy", "flatbuffer_bytes", "tflm_time_ratio")
                   if any(r.get(field) is not None for r in runs)}
             for key, runs in grouped.items()}
-
-
-def _speed(slow: dict[str, float], fast: dict[str, float]) -> str:
-    if not slow.get("tflm_time_ratio") or not fast.get("tflm_time_ratio"):
-        return "?"
-    return f"{slow['tflm_time_ratio'] / fast['tflm_time_ratio']:.2f}x"
 
 
 def _label(settings: str) -> str:
