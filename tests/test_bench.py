@@ -100,3 +100,17 @@ def test_plugin_rows_build_their_own_model_and_name_their_tiers(tmp_path):
         fake_result("pai-unstructured", 0, 0.700, 95_000, '{"score": "snip", "sparsity": 0.75}'),
         fake_result("reconvene", 0, 0.705, 19_000, '{"score": "snip", "sparsity": 0.75}')])
     assert any("5.00x smaller" in text for text in summary)
+
+
+def test_the_page_carries_the_drift_table_and_plot_and_goes_stale_when_it_changes(tmp_path):
+    results, page = tmp_path / "results", tmp_path / "BENCHMARKS.md"
+    results.mkdir()
+    (results / "x.jsonl").write_text(json.dumps(fake_result("dense-int8", 0, 0.87, 95_000)) + "\n")
+    (results / "drift_cifar10_quick.md").write_text("| arm | clean |\n|---|---|\n| dense | 80.0% |\n")
+    (results / "drift_cifar10_quick.png").write_bytes(b"png")
+    assert bench_main(["--render", "--results", str(results), "--markdown", str(page)]) == 0
+    text = page.read_text()
+    assert "## QSAE drift scenario, quick tier" in text and "| dense | 80.0% |" in text
+    assert "(results/drift_cifar10_quick.png)" in text
+    (results / "drift_cifar10_quick.md").write_text("| arm | clean |\n|---|---|\n| dense | 70.0% |\n")
+    assert bench_main(["--check", "--results", str(results), "--markdown", str(page)]) == 1

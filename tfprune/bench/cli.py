@@ -95,15 +95,29 @@ def _write(folder: Path, markdown: Path) -> None:
     for group, relative in plots.items():
         runs = [r for r in results if (r["model"], r["dataset"], r["key"]["tier"]) == group]
         plot_pareto(runs, markdown.parent / relative, f"{group[0]} on {group[1]}, {group[2]} tier")
-    markdown.write_text(render(results, plots))
+    markdown.write_text(render(results, plots) + _scenario_sections(folder, markdown))
     print(f"wrote {markdown} from {len(results)} results")
+
+
+def _scenario_sections(folder: Path, markdown: Path) -> str:
+    """The tables tools/drift wrote (drift_<dataset>_<tier>.md) with their plots, after the benchmark tables."""
+    sections = []
+    for table in sorted(folder.glob("drift_*.md")):
+        tier = table.stem.rsplit("_", 1)[-1]
+        text = f"\n## QSAE drift scenario, {tier} tier\n\n{table.read_text().strip()}\n"
+        plot = table.with_suffix(".png")
+        if plot.exists():
+            text += (f"\n![validation accuracy, tau, sparsity and KL per epoch over the drift run]"
+                     f"({os.path.relpath(plot, markdown.parent)})\n")
+        sections.append(text)
+    return "".join(sections)
 
 
 def _check(folder: Path, markdown: Path) -> int:
     from tfprune.bench.markdown import render
 
     results = _all_results(folder)
-    expected = render(results, _plot_paths(results, markdown, folder))
+    expected = render(results, _plot_paths(results, markdown, folder)) + _scenario_sections(folder, markdown)
     if not markdown.exists() or markdown.read_text() != expected:
         print(f"{markdown} is stale: regenerate it with `tools/bench --render` and commit it", file=sys.stderr)
         return 1
