@@ -194,3 +194,13 @@ def test_cli_writes_the_model_and_report_and_refuses_to_overwrite(tmp_path, caps
 
 def _kernel(model: tf.keras.Model, name: str):
     return model.get_layer(name).kernel
+
+
+def test_random_channel_ablation_keeps_reconvenes_groups_and_widths():
+    model = small_convnet(widths=(16, 32))
+    chosen = reconvene(model, method="magnitude", target_sparsity=0.8, threshold=1.0)
+    random = reconvene(model, method="magnitude", target_sparsity=0.8, threshold=1.0, channel_choice="random")
+    assert any(d.structured for d in random.report.layers)
+    assert [(d.structured, d.channels_after) for d in chosen.report.layers] == \
+        [(d.structured, d.channels_after) for d in random.report.layers]
+    assert int8_weight_bytes(random.model) == int8_weight_bytes(chosen.model)

@@ -44,7 +44,7 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -230,7 +230,8 @@ def reconvene(
             ``"dense"`` drops them.
         order: ``"least"`` sensitive first (Reconvene) or ``"most"`` (an ablation).
         channel_choice: ``"score"`` keeps the channels of highest PaI mass,
-            ``"random"`` the same number at random (an ablation).
+            ``"random"`` rectifies the same groups to the same widths but keeps
+            random channels (an ablation).
         iterations: PaI pruning rounds (default 100 for SynFlow, else 1).
         batches: batches of ``data`` the data-driven scores read.
         round_to: 4 or 8 keeps channel counts multiples of it, as in
@@ -258,7 +259,11 @@ def reconvene(
                       batches=batches)
     with _masked_weights(model, masks):
         scores = pai_scores(model, method, data, seed=seed, batches=batches)
-    evaluated = sensitivities(model, scores, masks, channel_choice=channel_choice, seed=seed)
+    evaluated = sensitivities(model, scores, masks)
+    if channel_choice == "random":
+        # the same groups and widths as Reconvene; only which channels stay is left to chance
+        rng = np.random.default_rng(seed)
+        evaluated = [replace(g, order=tuple(int(k) for k in rng.permutation(g.size))) for g in evaluated]
     ranked = sorted(evaluated, key=lambda g: (g.sensitivity if order == "least" else -g.sensitivity, g.group))
     chosen, rectified = _select(model, masks, ranked, order, threshold, budget, count, round_to, seed)
     final = _finish(rectified, chosen, unrectified)
@@ -271,9 +276,6 @@ def sensitivities(
     model: Any,
     scores: Mapping[str, np.ndarray],
     masks: Mapping[str, np.ndarray],
-    *,
-    channel_choice: str = "score",
-    seed: int = 0,
 ) -> list[GroupSensitivity]:
     """The Pruning Sensitivity Evaluator: every prunable channel group's sensitivity to structured pruning.
 
@@ -301,17 +303,13 @@ def sensitivities(
     kept_mass = group_scores({n: ranked_scores[n] * masks[n] for n in layers}, model, "sum", groups)
     kept = group_scores(masks, model, "sum", groups)
     total = group_scores({n: np.ones_like(masks[n]) for n in layers}, model, "sum", groups)
-    rng = np.random.default_rng(seed)
     result = []
     for group in groups:
         if group.id not in mass:
             continue
         density = float(kept[group.id].sum() / total[group.id].sum())
         keep = int(np.clip(round(density * group.size), 1, group.size))
-        if channel_choice == "random":
-            order = rng.permutation(group.size)
-        else:
-            order = np.argsort(-mass[group.id], kind="stable")
+        order = np.argsort(-mass[group.id], kind="stable")
         unstructured = float(kept_mass[group.id].sum())
         structured = float(mass[group.id][order[:keep]].sum())
         sensitivity = 0.0 if unstructured <= 0 else float(np.clip(1.0 - structured / unstructured, 0.0, 1.0))
