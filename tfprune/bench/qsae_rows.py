@@ -11,8 +11,8 @@ every prunable channel group (``layers="all"``):
 * ``qsae-static``: the same controller with every trigger off, so the masks of the first
   derivation stay (the "static pruning" of the seed's comparison);
 * ``l1-filters@qsae-kl`` and ``random-channels@qsae-kl``: L1-norm and random channel pruning
-  with exactly the per-group channel counts the QSAE's first KL-budget derivation chose, so
-  they have the flatbuffer bytes of that row.
+  with exactly the per-group channel counts the QSAE's first KL-budget derivation chose (the
+  dynamic KL row may prune further in later derivations, so its final bytes can be smaller).
 
 ``summary(results)`` writes the measured paragraph under the tier's table.
 
@@ -194,7 +194,8 @@ def _controls(results: list[dict[str, Any]]) -> list[str]:
     l1 = _mean(results, "l1-filters@qsae-kl")
     random = _mean(results, "random-channels@qsae-kl")
     if kl_row and l1 and random:
-        out.append(f"At the KL row's channel counts ({kl_row['bytes']:,.0f} B), L1-norm filters reach "
+        out.append(f"At the channel counts of the KL row's first derivation ({l1['bytes']:,.0f} B; the dynamic "
+                   f"row went on to prune to {kl_row['bytes']:,.0f} B), L1-norm filters reach "
                    f"{l1['accuracy']:.2%} and random channels {random['accuracy']:.2%}, against the QSAE's "
                    f"{kl_row['accuracy']:.2%}.")
     for sparsity in (0.5, 0.75):
