@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from tfprune.baselines import prunable_kernels
 from tfprune.scores import Scores
 
 PAI_METHODS = ("random", "magnitude", "snip", "grasp", "synflow")
@@ -112,7 +113,7 @@ def pai_masks(
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     rounds = _check_iterations(iterations, method)
-    masks = {name: np.ones(kernel.shape, np.float32) for name, kernel in _kernel_values(model).items()}
+    masks = {name: np.ones(kernel.shape, np.float32) for name, kernel in prunable_kernels(model).items()}
     for round_ in range(1, rounds + 1):
         sparsity = 1.0 - (1.0 - target_sparsity) ** (round_ / rounds)
         with _masked_weights(model, masks):
@@ -138,7 +139,7 @@ def prune_at_init(model: Any, masks: Mapping[str, np.ndarray]) -> Any:
     """
     from tfprune.masks import wrap
 
-    known = set(_kernel_values(model))
+    known = set(prunable_kernels(model))
     unknown = sorted(set(masks) - known)
     if unknown:
         raise ValueError(f"masks name layers {unknown} that are not prunable layers of model {model.name!r}")
@@ -178,12 +179,6 @@ def _keep_top(values: np.ndarray, count: int) -> np.ndarray:
     keep[order[:count]] = 1.0
     keep[values == -np.inf] = 0.0
     return keep
-
-
-def _kernel_values(model: Any) -> dict[str, np.ndarray]:
-    from tfprune.scores import _kernels
-
-    return {name: kernel.numpy() for name, kernel in _kernels(model).items()}
 
 
 class _masked_weights:  # noqa: N801 - used as a context manager, like contextlib's

@@ -49,6 +49,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from tfprune.baselines import prunable_kernels
 from tfprune.pai import _masked_weights, pai_masks, pai_scores
 
 UNRECTIFIED = ("masked", "dense")
@@ -360,7 +361,7 @@ def rectify(
     mask_model = tf.keras.models.clone_model(model)
     mask_model.set_weights(model.get_weights())
     _assign_kernels(mask_model, masks)
-    sliced = _kernel_arrays(remove_channels(mask_model, removals, round_to=round_to))
+    sliced = prunable_kernels(remove_channels(mask_model, removals, round_to=round_to))
     reinitialize_changed(model, small, seed)
     return small, sliced
 
@@ -546,7 +547,7 @@ def uniform_width(model: Any, target_bytes: int, seed: int = 0) -> Any:
 def _report(model: Any, masks: Mapping[str, np.ndarray], final: Any, evaluated: list[GroupSensitivity],
             chosen: list[GroupSensitivity], method: str, target_sparsity: float, scope: str, unrectified: str,
             seconds: float) -> ReconveneReport:
-    before, after = _kernel_arrays(model), _effective_kernels(final)
+    before, after = prunable_kernels(model), _effective_kernels(final)
     sensitivity = {name: g.sensitivity for g in evaluated for name in g.layers}
     structured = {name for g in chosen for name in g.layers}
     decisions = []
@@ -570,17 +571,11 @@ def _report(model: Any, masks: Mapping[str, np.ndarray], final: Any, evaluated: 
 def _effective_kernels(model: Any) -> dict[str, np.ndarray]:
     from tfprune.masks import MaskedLayer
 
-    kernels = _kernel_arrays(model)
+    kernels = prunable_kernels(model)
     for layer in model.layers:
         if isinstance(layer, MaskedLayer):
             kernels[layer.name] = layer.effective_kernel()
     return kernels
-
-
-def _kernel_arrays(model: Any) -> dict[str, np.ndarray]:
-    from tfprune.scores import _kernels
-
-    return {name: kernel.numpy() for name, kernel in _kernels(model).items()}
 
 
 def _assign_kernels(model: Any, values: Mapping[str, np.ndarray]) -> None:
