@@ -244,6 +244,41 @@ def test_binary_step_is_exact_in_the_keras_model_it_converts(vgg):
         deploy.for_micro(model, activations="ternary")
 
 
+def test_residual_binary_model_keeps_its_predictions_in_every_tflite_kernel_set():
+    # In ResNet-8 the binary convs read tensors the residual adds also read, so the gain
+    # cannot fold into the conv before it; a MUL there broke TFLite's optimized kernels.
+    from tfprune.models import binary_resnet8
+
+    from tfprune.datasets import load_cifar10
+
+    (x, y), _ = load_cifar10()
+    x, y = x[:2048].astype("float32"), y[:2048]
+    model = binary_resnet8()
+    model.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    tf.keras.utils.set_random_seed(0)
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)  # the int8 scales of a trained model
+    x = x[:64]
+    both = deploy.export_both(model, x, x)
+    assert "MUL" not in read_model(both.cortex_m.flatbuffer).op_names
+    assert both.figures["tflm_agreement"] == 1.0
+    assert both.figures["micro_vs_larq_agreement"] >= 0.75  # 0.27 with the MUL; the rest are near-ties
+    flatbuffer = both.cortex_m.reference_flatbuffer or both.cortex_m.flatbuffer
+    top1 = {}
+    for resolver in ("BUILTIN_REF", "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "AUTO"):
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer, experimental_op_resolver_type=getattr(
+            tf.lite.experimental.OpResolverType, resolver))
+        interpreter.allocate_tensors()
+        given, taken = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        scale, zero = given["quantization"]
+        top1[resolver] = []
+        for sample in x:
+            interpreter.set_tensor(given["index"], np.clip(np.round(sample / scale) + zero, -128, 127)
+                                   .astype(np.int8)[None])
+            interpreter.invoke()
+            top1[resolver].append(int(interpreter.get_tensor(taken["index"]).argmax()))
+    assert top1["BUILTIN_WITHOUT_DEFAULT_DELEGATES"] == top1["BUILTIN_REF"] == top1["AUTO"]
+
+
 def test_android_lce_export_has_binary_ops_and_both_sizes(vgg):
     model, x, y = vgg
     pruned, _ = arsp.arsp(model, (x, y), validation_samples=32, granularity="filters", controller="fixed",

@@ -9,15 +9,18 @@ larq layer so that the stock converter makes int8 operators TFLite Micro has:
   ``tfprune.export``'s LUT compression stores in 1 or 2 bits (DECODE operators);
 * ``activations="sign"`` (default) keeps binary activations, exactly. int8 cannot hold
   ±1 symmetrically (255 steps put the zero point at -0.5), so the sign ``s`` is computed
-  as the step ``b = min(relu(x * 1e4), 1)`` in {0, 1} (:class:`MicroStep`), which int8
+  as the step ``b = min(relu(gain * x), 1)`` in {0, 1} (:class:`MicroStep`), which int8
   holds exactly (scale 1/255, zero point -128), and the binary layer reads it as
   ``W s = (2 W) b - sum(W)``: kernel ``2 W``, bias ``- sum(W)`` over the kernel window,
-  padding ``(pad_values + 1) / 2``. The converter folds the gain into the op producing
-  ``x`` (the conv and its BatchNorm, or a MUL after an ``Add``) and fuses the ReLU there,
-  so int8 saturation of that op's int32 accumulator computes the step; the ``MINIMUM``
-  after it changes nothing. A pre-activation that requantizes to exactly 0 gives -1
-  where larq's ``ste_sign`` gives +1 (pruned channels are not affected: their readers'
-  kernel rows are 0);
+  padding ``(pad_values + 1) / 2``. The gain is a 1x1 ``DEPTHWISE_CONV_2D`` with a fused
+  ReLU, then ``MINIMUM``: its int8 requantization saturates every ``x`` that int8 tells
+  from 0 (input scales from 1e-4 to 1.6, pre-activations up to about ±200). A
+  broadcast ``MUL`` would compute the same thing, but TFLite's optimized int8 ``MUL``
+  kernel (the one Android and the Python interpreter run) is wrong for a rescale above
+  1 and turned a binary ResNet-8 at 38% into 9%; convolution kernels rescale by more
+  than 1 correctly in every kernel set (reference, optimized, CMSIS-NN). A
+  pre-activation that requantizes to exactly 0 gives -1 where larq's ``ste_sign``
+  gives +1 (pruned channels are not affected: their readers' kernel rows are 0);
 * ``activations="int8"`` drops the input quantizer instead: int8 activations with binary
   weights (a different function from the larq model's unless trained that way).
 
@@ -56,7 +59,7 @@ SIGN_GAIN = 1e4
 
 @tf.keras.utils.register_keras_serializable(package="tfprune")
 class MicroStep(tf.keras.layers.Layer):
-    """``min(relu(x * gain), 1)``: the step ``(sign(x) + 1) / 2`` as int8 saturation, with TFLite Micro's ops.
+    """``min(relu(gain * x), 1)``: the step ``(sign(x) + 1) / 2`` as int8 saturation, with TFLite Micro's ops.
 
     Example:
         >>> MicroStep()(tf.constant([-3.0, 0.5, 2.0])).numpy().tolist()
@@ -72,7 +75,10 @@ class MicroStep(tf.keras.layers.Layer):
         self.gain = float(gain)
 
     def call(self, inputs: Any) -> Any:
-        return tf.minimum(tf.nn.relu(inputs * self.gain), 1.0)
+        images = inputs if inputs.shape.rank == 4 else tf.reshape(inputs, (-1, 1, 1, inputs.shape[-1]))
+        gain = tf.fill((1, 1, images.shape[-1], 1), self.gain)  # a conv, not a MUL: see the module
+        step = tf.minimum(tf.nn.relu(tf.nn.depthwise_conv2d(images, gain, (1, 1, 1, 1), "VALID")), 1.0)
+        return step if inputs.shape.rank == 4 else tf.reshape(step, (-1, inputs.shape[-1]))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "gain": self.gain}
