@@ -42,6 +42,10 @@ VALIDATION = 2000
 #: Accuracy the ARSP row may lose against the static baseline and still count as "equal".
 EQUAL_ACCURACY_POINTS = 1.0
 _LONG = ("standard", "full")
+#: Weights, seconds and epochs of the trained dense binary ResNet-8, per training setting: the
+#: rows of one ``tools/bench`` run share it (the same seed trains the same model), and each row
+#: still books the training's time and epochs in its ledger.
+_TRAINED: dict[tuple[Any, ...], tuple[list[np.ndarray], float, int]] = {}
 
 
 def _model(seed: int) -> Any:
@@ -61,7 +65,7 @@ def _row(controller: str, score: str = "survival", ratios: float | None = None, 
         from tfprune.binary import arsp, deploy
 
         train, validation = _split(data)
-        fit(model, train, budget.scratch_epochs, dataclasses.replace(budget, learning_rate=1e-3), seed)
+        _train_once(model, train, budget, seed)
         if prune:
             pruned, report = arsp.arsp(model, (train.x_train, train.y_train), validation_data=validation,
                                        score=score, controller=controller, ratios=ratios, episodes=EPISODES,
@@ -77,6 +81,20 @@ def _row(controller: str, score: str = "survival", ratios: float | None = None, 
         return deploy.for_micro(pruned)
 
     return run
+
+
+def _train_once(model: Any, train: BenchData, budget: Budget, seed: int) -> None:
+    """Train from scratch with Adam 1e-3, or load what an earlier row of this run trained the same way."""
+    key = (seed, budget.scratch_epochs, budget.batch_size, len(train.x_train), hash(train.x_train[:8].tobytes()))
+    if key not in _TRAINED:
+        seconds, epochs = train.ledger.seconds, train.ledger.epochs
+        fit(model, train, budget.scratch_epochs, dataclasses.replace(budget, learning_rate=1e-3), seed)
+        _TRAINED[key] = (model.get_weights(), train.ledger.seconds - seconds, train.ledger.epochs - epochs)
+        return
+    weights, seconds, epochs = _TRAINED[key]
+    model.set_weights(weights)
+    train.ledger.seconds += seconds
+    train.ledger.epochs += epochs
 
 
 def _finetune_dense(model: Any, train: BenchData, validation: Any, budget: Budget, seed: int) -> tuple[Any, dict]:
