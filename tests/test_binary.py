@@ -351,5 +351,9 @@ def test_bench_rows_and_summary_states_the_claim():
     assert "2.50x more compression" in text and "is reached" in text
     worse = result("arsp", {"model": "binary_resnet8", "score": "survival", "episodes": 16}, 0.55, 200)
     assert "not reached (accuracy not equal)" in binary_rows.summary([static, worse])
+    steep = result("arsp", {"model": "binary_resnet8", "score": "survival", "episodes": 16, "lambda": 1.0}, 0.6, 125)
+    text = binary_rows.summary([static, worse, steep])
+    assert "ARSP (survival score, lambda 1) keeps 125 binary weights" in text and "4.00x" in text
+    assert "ARSP (survival score) keeps 200" in text
     assert "needs the" in binary_rows.summary([static])
     assert binary_rows.summary([]) is None
