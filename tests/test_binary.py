@@ -355,5 +355,10 @@ def test_bench_rows_and_summary_states_the_claim():
     text = binary_rows.summary([static, worse, steep])
     assert "ARSP (survival score, lambda 1) keeps 125 binary weights" in text and "4.00x" in text
     assert "ARSP (survival score) keeps 200" in text
+    dense = result("bnn-dense", {"model": "binary_resnet8"}, 0.62, 1000)
+    dense["flatbuffer_bytes"], dense["extra"]["android_lce_bytes"] = 900, 1000
+    text = binary_rows.summary([dense, static, steep])
+    assert "Smaller on Cortex-M than the unpruned binary model (900 B): none." in text
+    assert "`arsp` survival score, lambda 1 (1.11x)" in text and "`bnn-static` sparsity 0.5 (1.11x)" in text
     assert "needs the" in binary_rows.summary([static])
     assert binary_rows.summary([]) is None

@@ -13,12 +13,16 @@ steps, LUT-compressed weights (2-bit where pruned, 1-bit where not).
 * ``bnn-dense``: no pruning, the same training (the accuracy the pruning rows lose from);
 * ``bnn-static``: the seed's baseline, a static random mask at 50% sparsity;
 * ``bnn-reservoir``: reservoir sampling with the survival score, uniform 50% keep ratio;
-* ``arsp``: PPO keep ratios (``EPISODES`` episodes), survival or Taylor score;
+* ``arsp``: PPO keep ratios (``EPISODES`` episodes), survival or Taylor score; with a
+  density penalty of ``STEEP_LAMBDA`` instead of 0.1; over filters instead of connections
+  (the residual stacks' first convs, whose channels no residual ties: channels are cut and
+  the model stays 1-bit, where connection pruning makes it ternary, 2 bits on Cortex-M);
 * ``arsp-magnitude`` and ``arsp-random-ratios``: the ablations (magnitude-only scores;
   random ratios, the best of as many episodes as PPO gets).
 
 Each result's ``extra`` holds the Android LCE flatbuffer's bytes, the larq model's test
-accuracy (what int8 deployment changes), the kept binary weights and the search's report.
+accuracy (what int8 deployment changes), the binary weights the deployed model keeps (after
+channels are cut) and the search's report.
 
 Example:
     >>> sorted({m.name for m in methods()})
@@ -44,6 +48,7 @@ EQUAL_ACCURACY_POINTS = 1.0
 #: The ``lam`` of the ARSP row that asks the agent for more compression than the default 0.1.
 STEEP_LAMBDA = 1.0
 _LONG = ("standard", "full")
+_PRUNED = ("bnn-static", "bnn-reservoir", "arsp", "arsp-magnitude", "arsp-random-ratios")
 #: Weights, seconds and epochs of the trained dense binary ResNet-8, per training setting: the
 #: rows of one ``tools/bench`` run share it (the same seed trains the same model), and each row
 #: still books the training's time and epochs in its ledger.
@@ -63,7 +68,7 @@ def _split(data: BenchData) -> tuple[BenchData, tuple[np.ndarray, np.ndarray]]:
 
 
 def _row(controller: str, score: str = "survival", ratios: float | None = None, prune: bool = True,
-         lam: float = 0.1):
+         lam: float = 0.1, granularity: str = "connections"):
     def run(model: Any, data: BenchData, budget: Budget, seed: int) -> Any:
         from tfprune.binary import arsp, deploy
 
@@ -72,6 +77,7 @@ def _row(controller: str, score: str = "survival", ratios: float | None = None, 
         if prune:
             pruned, report = arsp.arsp(model, (train.x_train, train.y_train), validation_data=validation,
                                        score=score, controller=controller, ratios=ratios, episodes=EPISODES, lam=lam,
+                                       granularity=granularity,
                                        finetune_epochs=budget.finetune_epochs, batch_size=budget.batch_size,
                                        seed=seed)
             data.ledger.seconds += report.finetune_seconds
@@ -121,7 +127,8 @@ def _add_figures(data: BenchData, model: Any, report: dict[str, Any]) -> None:
     lce = tfprune.export(deploy.for_lce(model), target="android-lce", verify=False, progress=False)
     predictions = model.predict(data.x_test, batch_size=500, verbose=0)
     layers = reservoir.binary_layers(model)
-    kept = sum(int(np.count_nonzero(model.get_layer(name).effective_kernel())) for name in layers)
+    deployed = deploy._unmasked(model)  # channels a filter mask removes take their readers' rows along
+    kept = sum(int(np.count_nonzero(deployed.get_layer(name).get_weights()[0])) for name in layers)
     data.figures.update({
         "model": "binary_resnet8",
         "android_lce_bytes": lce.report["flatbuffer_bytes"],
@@ -153,6 +160,10 @@ def methods() -> list[Method]:
                {"model": "binary_resnet8", "score": "survival", "episodes": EPISODES, "lambda": STEEP_LAMBDA},
                description=text + f"ARSP with a density penalty of {STEEP_LAMBDA:g} (the default 0.1 barely "
                                   "rewards pruning below 50%)", model=_model, tiers=_LONG),
+        Method("arsp", "scratch", _row("ppo", "survival", granularity="filters"),
+               {"model": "binary_resnet8", "score": "survival", "episodes": EPISODES, "granularity": "filters"},
+               description=text + "ARSP over filters (channels cut, the model stays 1-bit): the residual "
+                                  "stacks' first convs", model=_model, tiers=_LONG),
         Method("arsp-magnitude", "scratch", _row("ppo", "magnitude"),
                {"model": "binary_resnet8", "score": "magnitude", "episodes": EPISODES},
                description=text + "ablation: ARSP with |w| scores", model=_model, tiers=_LONG),
@@ -204,8 +215,35 @@ def summary(results: list[dict[str, Any]]) -> str | None:
     lines = ["**ARSP (seed 001), binary ResNet-8.** Mean over seeds; Cortex-M bytes are the LUT-compressed "
              "int8 flatbuffer, LCE bytes the Larq Compute Engine one (connection pruning makes a layer "
              "ternary, which LCE runs as a float convolution). " + "; ".join(cells) + ".",
-             _claim(results)]
+             _against_dense(results), _claim(results)]
     return " ".join(line for line in lines if line)
+
+
+def _against_dense(results: list[dict[str, Any]]) -> str:
+    """Which pruned rows are smaller on each target than the unpruned binary model (ternary costs a bit)."""
+    dense = _rows(results, "bnn-dense")
+    if not dense:
+        return ""
+    base = _mean(dense)
+    smaller = {"micro": [], "lce": []}
+    for key in sorted({(r["key"]["method"], r["key"]["settings"]) for r in results
+                       if r["key"]["method"] in _PRUNED and "extra" in r}):
+        m = _mean([r for r in results if (r["key"]["method"], r["key"]["settings"]) == key and "extra" in r])
+        for target in smaller:
+            if m[target] < base[target]:
+                smaller[target].append(f"`{key[0]}` {_label(json.loads(key[1]))} ({base[target] / m[target]:.2f}x)")
+    names = {"micro": "Cortex-M", "lce": "LCE"}
+    return " ".join(
+        f"Smaller on {names[t]} than the unpruned binary model ({base[t]:,.0f} B): "
+        + (", ".join(smaller[t]) if smaller[t] else "none") + "." for t in smaller)
+
+
+def _label(settings: dict[str, Any]) -> str:
+    parts = [f"{settings['score']} score"] if "score" in settings else []
+    parts += [f"sparsity {settings['sparsity']:g}"] if "sparsity" in settings else []
+    parts += [f"lambda {settings['lambda']:g}"] if "lambda" in settings else []
+    parts += [settings["granularity"]] if "granularity" in settings else []
+    return ", ".join(parts)
 
 
 def _claim(results: list[dict[str, Any]]) -> str:
@@ -224,7 +262,7 @@ def _claim(results: list[dict[str, Any]]) -> str:
         points = 100 * (m["accuracy"] - base["accuracy"])
         equal = points >= -EQUAL_ACCURACY_POINTS
         reached = equal and factor >= 2.0
-        label = f"{chosen['score']} score" + (f", lambda {chosen['lambda']:g}" if "lambda" in chosen else "")
+        label = _label(chosen)
         verdicts.append(f"ARSP ({label}) keeps {m['kept']:,.0f} binary weights against the static "
                         f"baseline's {base['kept']:,.0f} ({factor:.2f}x more compression) at {points:+.1f} points "
                         f"of accuracy ({m['accuracy']:.2%} vs {base['accuracy']:.2%}): the seed's claim of 2-5x at "
