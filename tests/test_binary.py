@@ -354,7 +354,7 @@ def test_bench_rows_and_summary_states_the_claim():
     steep = result("arsp", {"model": "binary_resnet8", "score": "survival", "episodes": 16, "lambda": 1.0}, 0.6, 125)
     text = binary_rows.summary([static, worse, steep])
     assert "ARSP (survival score, lambda 1) keeps 125 binary weights" in text and "4.00x" in text
-    assert "ARSP (survival score) keeps 200" in text
+    assert "ARSP (survival score) keeps 200" in text and "1.00x smaller on Cortex-M (1,000 B)" in text
     dense = result("bnn-dense", {"model": "binary_resnet8"}, 0.62, 1000)
     dense["flatbuffer_bytes"], dense["extra"]["android_lce_bytes"] = 900, 1000
     text = binary_rows.summary([dense, static, steep])

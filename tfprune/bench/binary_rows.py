@@ -268,5 +268,7 @@ def _claim(results: list[dict[str, Any]]) -> str:
                         f"of accuracy ({m['accuracy']:.2%} vs {base['accuracy']:.2%}): the seed's claim of 2-5x at "
                         f"equal accuracy (within {EQUAL_ACCURACY_POINTS:g} point) is "
                         f"{'reached' if reached else 'not reached'}"
-                        + ("" if reached else (" (less than 2x)" if equal else " (accuracy not equal)")) + ".")
+                        + ("" if reached else (" (less than 2x)" if equal else " (accuracy not equal)"))
+                        + f"; its artifacts are {base['micro'] / m['micro']:.2f}x smaller on Cortex-M "
+                        f"({m['micro']:,.0f} B) and {base['lce'] / m['lce']:.2f}x on LCE ({m['lce']:,.0f} B).")
     return " ".join(verdicts)
