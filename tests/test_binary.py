@@ -247,9 +247,8 @@ def test_binary_step_is_exact_in_the_keras_model_it_converts(vgg):
 def test_residual_binary_model_keeps_its_predictions_in_every_tflite_kernel_set():
     # In ResNet-8 the binary convs read tensors the residual adds also read, so the gain
     # cannot fold into the conv before it; a MUL there broke TFLite's optimized kernels.
-    from tfprune.models import binary_resnet8
-
     from tfprune.datasets import load_cifar10
+    from tfprune.models import binary_resnet8
 
     (x, y), _ = load_cifar10()
     x, y = x[:2048].astype("float32"), y[:2048]
@@ -354,6 +353,7 @@ def test_bench_rows_and_summary_states_the_claim():
     steep = result("arsp", {"model": "binary_resnet8", "score": "survival", "episodes": 16, "lambda": 1.0}, 0.6, 125)
     text = binary_rows.summary([static, worse, steep])
     assert "ARSP (survival score, lambda 1) keeps 125 binary weights" in text and "4.00x" in text
+    assert '`arsp` {"episodes": 16, "score": "survival"}: 55.00%' in text  # its own rows, not the lambda row's
     assert "ARSP (survival score) keeps 200" in text and "1.00x smaller on Cortex-M (1,000 B)" in text
     dense = result("bnn-dense", {"model": "binary_resnet8"}, 0.62, 1000)
     dense["flatbuffer_bytes"], dense["extra"]["android_lce_bytes"] = 900, 1000

@@ -48,7 +48,8 @@ EQUAL_ACCURACY_POINTS = 1.0
 #: The ``lam`` of the ARSP row that asks the agent for more compression than the default 0.1.
 STEEP_LAMBDA = 1.0
 _LONG = ("standard", "full")
-_PRUNED = ("bnn-static", "bnn-reservoir", "arsp", "arsp-magnitude", "arsp-random-ratios")
+_NAMES = ("bnn-dense", "bnn-static", "bnn-reservoir", "arsp", "arsp-magnitude", "arsp-random-ratios")
+_PRUNED = _NAMES[1:]
 #: Weights, seconds and epochs of the trained dense binary ResNet-8, per training setting: the
 #: rows of one ``tools/bench`` run share it (the same seed trains the same model), and each row
 #: still books the training's time and epochs in its ledger.
@@ -177,9 +178,17 @@ def methods() -> list[Method]:
 # --- the measured paragraph -----------------------------------------------------------------
 
 
-def _rows(results: list[dict[str, Any]], method: str, **settings: Any) -> list[dict[str, Any]]:
-    return [r for r in results if r["key"]["method"] == method and "extra" in r
-            and all(json.loads(r["key"]["settings"]).get(k) == v for k, v in settings.items())]
+def _groups(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    """Mean figures per (method, exact settings) of this plug-in's rows, in ``_NAMES`` order."""
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        if r["key"]["method"] in _NAMES and "extra" in r:
+            rows.setdefault((r["key"]["method"], r["key"]["settings"]), []).append(r)
+    return {key: _mean(rows[key]) for key in sorted(rows, key=lambda k: (_NAMES.index(k[0]), k[1]))}
+
+
+def _first(groups: dict[tuple[str, str], dict[str, float]], method: str) -> dict[str, float] | None:
+    return next((m for (name, _), m in groups.items() if name == method), None)
 
 
 def _mean(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -196,42 +205,33 @@ def _mean(rows: list[dict[str, Any]]) -> dict[str, float]:
 def summary(results: list[dict[str, Any]]) -> str | None:
     """Per row: accuracy (int8 Cortex-M artifact, and the larq model), kept binary weights, bytes on
     both targets; then whether ARSP reaches the seed's claim against the static baseline."""
-    names = ("bnn-dense", "bnn-static", "bnn-reservoir", "arsp", "arsp-magnitude", "arsp-random-ratios")
-    ours = [r for r in results if r["key"]["method"] in names and "extra" in r]
-    if not ours:
+    groups = _groups(results)
+    if not groups:
         return None
-    cells, seen = [], []
-    for r in sorted(ours, key=lambda r: (names.index(r["key"]["method"]), r["key"]["settings"])):
-        key = (r["key"]["method"], r["key"]["settings"])
-        if key in seen:
-            continue
-        seen.append(key)
-        settings = {k: v for k, v in json.loads(key[1]).items() if k != "model"}
-        m = _mean(_rows(results, key[0], **settings))
-        label = f"`{key[0]}`" + (f" {json.dumps(settings, sort_keys=True)}" if settings else "")
+    cells = []
+    for (method, settings), m in groups.items():
+        shown = {k: v for k, v in json.loads(settings).items() if k != "model"}
+        label = f"`{method}`" + (f" {json.dumps(shown, sort_keys=True)}" if shown else "")
         cells.append(f"{label}: {m['accuracy']:.2%} int8 Cortex-M ({m['larq']:.2%} larq), "
                      f"{m['density']:.1%} of binary weights kept, {m['micro']:,.0f} B Cortex-M, "
                      f"{m['lce']:,.0f} B LCE")
     lines = ["**ARSP (seed 001), binary ResNet-8.** Mean over seeds; Cortex-M bytes are the LUT-compressed "
              "int8 flatbuffer, LCE bytes the Larq Compute Engine one (connection pruning makes a layer "
              "ternary, which LCE runs as a float convolution). " + "; ".join(cells) + ".",
-             _against_dense(results), _claim(results)]
+             _against_dense(groups), _claim(groups)]
     return " ".join(line for line in lines if line)
 
 
-def _against_dense(results: list[dict[str, Any]]) -> str:
+def _against_dense(groups: dict[tuple[str, str], dict[str, float]]) -> str:
     """Which pruned rows are smaller on each target than the unpruned binary model (ternary costs a bit)."""
-    dense = _rows(results, "bnn-dense")
-    if not dense:
+    base = _first(groups, "bnn-dense")
+    if base is None:
         return ""
-    base = _mean(dense)
-    smaller = {"micro": [], "lce": []}
-    for key in sorted({(r["key"]["method"], r["key"]["settings"]) for r in results
-                       if r["key"]["method"] in _PRUNED and "extra" in r}):
-        m = _mean([r for r in results if (r["key"]["method"], r["key"]["settings"]) == key and "extra" in r])
+    smaller: dict[str, list[str]] = {"micro": [], "lce": []}
+    for (method, settings), m in groups.items():
         for target in smaller:
-            if m[target] < base[target]:
-                smaller[target].append(f"`{key[0]}` {_label(json.loads(key[1]))} ({base[target] / m[target]:.2f}x)")
+            if method in _PRUNED and m[target] < base[target]:
+                smaller[target].append(f"`{method}` {_label(json.loads(settings))} ({base[target] / m[target]:.2f}x)")
     names = {"micro": "Cortex-M", "lce": "LCE"}
     return " ".join(
         f"Smaller on {names[t]} than the unpruned binary model ({base[t]:,.0f} B): "
@@ -246,23 +246,19 @@ def _label(settings: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _claim(results: list[dict[str, Any]]) -> str:
-    static = _rows(results, "bnn-static")
-    arsp_rows = _rows(results, "arsp", score="survival")
-    if not static or not arsp_rows:
+def _claim(groups: dict[tuple[str, str], dict[str, float]]) -> str:
+    base = _first(groups, "bnn-static")
+    arsp_groups = {settings: m for (method, settings), m in groups.items() if method == "arsp"}
+    if base is None or not any(json.loads(k).get("score") == "survival" for k in arsp_groups):
         return ("The seed's claim (2-5x more compression than a statically pruned BNN at 50% sparsity, "
                 "at equal accuracy) needs the `bnn-static` and `arsp` survival rows of this tier.")
-    base = _mean(static)
     verdicts = []
-    for settings in sorted({r["key"]["settings"] for r in results if r["key"]["method"] == "arsp" and "extra" in r}):
-        chosen = json.loads(settings)
-        m = _mean([r for r in results if r["key"]["method"] == "arsp" and r["key"]["settings"] == settings
-                   and "extra" in r])
+    for settings, m in arsp_groups.items():
         factor = base["kept"] / m["kept"] if m["kept"] else float("inf")
         points = 100 * (m["accuracy"] - base["accuracy"])
         equal = points >= -EQUAL_ACCURACY_POINTS
         reached = equal and factor >= 2.0
-        label = _label(chosen)
+        label = _label(json.loads(settings))
         verdicts.append(f"ARSP ({label}) keeps {m['kept']:,.0f} binary weights against the static "
                         f"baseline's {base['kept']:,.0f} ({factor:.2f}x more compression) at {points:+.1f} points "
                         f"of accuracy ({m['accuracy']:.2%} vs {base['accuracy']:.2%}): the seed's claim of 2-5x at "
