@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from tfprune.binary import arsp, deploy, models
+    from tfprune.deploy import binary as deploy
+    from tfprune.prune.binary import arsp
+    from tfprune.prune.binary import training as models
     from tfprune.datasets import load_cifar10
     from tfprune.models import binary_resnet8, binary_small_vgg
 

@@ -1,7 +1,7 @@
 """Keep MLPerf's ResNet-8 pruned while CIFAR-10 drifts, then export the firmware files.
 
 The QSAE story (seed 000) end to end: wrap the trained network, add one
-``tfprune.qsae.PruningController`` to ``model.fit``, train through the phases of a drifting
+``tfprune.prune.qsae.PruningController`` to ``model.fit``, train through the phases of a drifting
 stream (class mix and corruption change), let the controller re-derive the channel masks when
 validation accuracy drops or the activations drift, re-derive once more on the latest field data
 with ``controller.update`` (no labels needed), and export the pruned model for Cortex-M.
@@ -22,9 +22,9 @@ def main() -> None:
     import tensorflow as tf
 
     import tfprune
-    from tfprune.datasets import cifar10_drift_stream
+    from tfprune.drift import cifar10_drift_stream
     from tfprune.models import resnet8
-    from tfprune.qsae import PruningController
+    from tfprune.prune.qsae import PruningController
 
     tf.keras.utils.set_random_seed(args.seed)
     stream = cifar10_drift_stream(train_per_phase=args.train_per_phase, test_per_phase=args.test_per_phase,

@@ -9,6 +9,8 @@ import pytest
 
 import tfprune
 from tfprune import baselines
+from tfprune.core import count
+from tfprune.prune import channels
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def test_magnitude_reaches_target_sparsity_and_saves_no_flash(trained_mnist, fin
     pruned = baselines.tfmot_magnitude(model, finetune_data, target_sparsity=0.75, epochs=1, seed=0)
 
     assert [type(layer) for layer in pruned.layers] == [type(layer) for layer in model.layers]
-    sparsity = baselines.kernel_sparsity(pruned)
+    sparsity = count.kernel_sparsity(pruned)
     assert set(sparsity) == {"conv0", "conv1", "logits"}
     assert all(abs(s - 0.75) <= 0.01 for s in sparsity.values()), sparsity
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights())), "the input model changed"
@@ -66,12 +68,12 @@ def test_magnitude_reaches_target_sparsity_and_saves_no_flash(trained_mnist, fin
 
 def test_cluster_bounds_values_per_channel_and_lut_shrinks_flash(trained_mnist, finetune_data, dense_export):
     model, calibration, held_out = trained_mnist
-    assert baselines.values_per_channel(model)["conv1"] > 16
+    assert count.values_per_channel(model)["conv1"] > 16
 
     clustered = baselines.tfmot_cluster(model, finetune_data, clusters=16, per_channel=True, epochs=1, seed=0)
 
     # conv1 has no bias: tfmot's own cluster_weights would skip it
-    counts = baselines.values_per_channel(clustered)
+    counts = count.values_per_channel(clustered)
     assert counts["conv1"] <= 16 and counts["logits"] <= 16, counts
     assert counts["conv0"] <= 9, "conv0 has 9 weights per channel: left as it is"
     conv1 = clustered.get_layer("conv1").kernel.numpy()
@@ -109,7 +111,7 @@ def test_magnitude_accepts_tf_data_and_leaves_depthwise_dense():
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     pruned = baselines.tfmot_magnitude(_tiny_cnn(), data, target_sparsity=0.5, epochs=2)
     # tfmot 0.8.1's registry gives DepthwiseConv2D no prunable weight
-    assert baselines.kernel_sparsity(pruned) == {"conv": 0.5, "depthwise": 0.0, "fc": 0.5}
+    assert count.kernel_sparsity(pruned) == {"conv": 0.5, "depthwise": 0.0, "fc": 0.5}
 
 
 def test_baselines_keep_one_keras():
@@ -131,12 +133,12 @@ def test_seed_makes_baselines_repeatable():
 
 def test_nonzero_helpers_match_tfmot_rows():
     model = _tiny_cnn()
-    total = sum(k.size for k in baselines.prunable_kernels(model).values())
-    assert baselines.nonzero_count(model) == total == 2 * 3 * 3 * 6 + 3 * 3 * 6 + 6 * 3
+    total = sum(k.size for k in count.prunable_kernels(model).values())
+    assert count.nonzero_count(model) == total == 2 * 3 * 3 * 6 + 3 * 3 * 6 + 6 * 3
     target = 3 * 3 * 6 + 30  # every depthwise weight, which tfmot keeps, and 30 of the others
     sparsity = baselines.sparsity_for_nonzeros(model, target)
     pruned = baselines.tfmot_magnitude(model, _tiny_data(), target_sparsity=sparsity)
-    assert abs(baselines.nonzero_count(pruned) - target) <= 1
+    assert abs(count.nonzero_count(pruned) - target) <= 1
 
 
 @pytest.mark.parametrize("call, error, match", [
@@ -194,7 +196,7 @@ def test_l1_removes_the_lowest_l1_filters_and_what_reads_them():
     model = _planted_chain()
     a, b = model.get_layer("a").get_weights()[0], model.get_layer("b").get_weights()[0]
 
-    small = baselines.l1_filter_pruning(model, {"a": 0.5})
+    small = channels.l1_filter_pruning(model, {"a": 0.5})
 
     np.testing.assert_array_equal(small.get_layer("a").get_weights()[0], a[..., [0, 2]])
     np.testing.assert_array_equal(small.get_layer("b").get_weights()[0], b[:, :, [0, 2], :])
@@ -205,7 +207,7 @@ def test_l1_removes_the_lowest_l1_filters_and_what_reads_them():
 
 
 def test_l1_ranks_tied_channels_by_the_sum_over_producers():
-    small = baselines.l1_filter_pruning(_planted_add(), 0.5)
+    small = channels.l1_filter_pruning(_planted_add(), 0.5)
     # a alone would drop channels 0 and 3; the sums drop 2 and 3
     assert small.get_layer("a").get_weights()[0].ravel().tolist() == [1.0, 10.0]
     assert small.get_layer("b").get_weights()[0].ravel().tolist() == [10.0, 0.0]
@@ -213,7 +215,7 @@ def test_l1_ranks_tied_channels_by_the_sum_over_producers():
 
 def test_channel_pruning_shrinks_the_flatbuffer(trained_mnist, dense_export):
     model, calibration, held_out = trained_mnist
-    small = baselines.l1_filter_pruning(model, 0.5)
+    small = channels.l1_filter_pruning(model, 0.5)
 
     assert [small.get_layer(n).filters for n in ("conv0", "conv1")] == [8, 16]
     report = tfprune.export(small, calibration, target="cortex-m", verify_data=held_out, progress=False).report
@@ -225,27 +227,27 @@ def test_channel_pruning_shrinks_the_flatbuffer(trained_mnist, dense_export):
 
 def test_random_pruning_is_seeded_and_matches_l1_counts(trained_mnist):
     model = trained_mnist[0]
-    first = baselines.random_channel_pruning(model, 0.5, seed=7)
-    again = baselines.random_channel_pruning(model, 0.5, seed=7)
-    other = baselines.random_channel_pruning(model, 0.5, seed=8)
-    l1 = baselines.l1_filter_pruning(model, 0.5)
+    first = channels.random_channel_pruning(model, 0.5, seed=7)
+    again = channels.random_channel_pruning(model, 0.5, seed=7)
+    other = channels.random_channel_pruning(model, 0.5, seed=8)
+    l1 = channels.l1_filter_pruning(model, 0.5)
 
     assert all(np.array_equal(x, y) for x, y in zip(first.get_weights(), again.get_weights()))
     assert not all(np.array_equal(x, y) for x, y in zip(first.get_weights(), other.get_weights()))
     assert first.count_params() == l1.count_params()
-    assert baselines.nonzero_count(first) == baselines.nonzero_count(l1)
+    assert count.nonzero_count(first) == count.nonzero_count(l1)
 
 
 def test_ratio_for_nonzeros_meets_a_tfmot_row(trained_mnist):
     model = trained_mnist[0]
-    total = baselines.nonzero_count(model)
+    total = count.nonzero_count(model)
     target = int(total * 0.25)  # what tfmot_magnitude at 0.75 leaves on this model (every kernel is Conv2D/Dense)
 
-    ratio = baselines.ratio_for_nonzeros(model, target)
+    ratio = channels.ratio_for_nonzeros(model, target)
 
-    got = baselines.nonzero_count(baselines.l1_filter_pruning(model, ratio))
+    got = count.nonzero_count(channels.l1_filter_pruning(model, ratio))
     assert abs(got - target) <= 0.03 * total, (ratio, got, target)
-    assert baselines.ratio_for_nonzeros(model, total) == 0.0
+    assert channels.ratio_for_nonzeros(model, total) == 0.0
 
 
 @pytest.mark.parametrize("ratio, match", [
@@ -256,4 +258,4 @@ def test_ratio_for_nonzeros_meets_a_tfmot_row(trained_mnist):
 ])
 def test_channel_pruning_bad_ratios(ratio, match):
     with pytest.raises(ValueError, match=match):
-        baselines.l1_filter_pruning(_planted_add(), ratio)
+        channels.l1_filter_pruning(_planted_add(), ratio)

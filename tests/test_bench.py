@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from tfprune.bench import catalog, checks, harness
-from tfprune.bench.cli import main as bench_main
-from tfprune.bench.markdown import render
-from tfprune.bench.methods import Budget
-from tfprune.bench.tiers import Tier
+from benchmarks import catalog, checks, harness
+from benchmarks.cli import main as bench_main
+from benchmarks.markdown import render
+from benchmarks.methods import Budget
+from benchmarks.tiers import Tier
 
 TINY = Tier("tiny", train_samples=64, test_samples=40, agreement_samples=8,
             budget=Budget(finetune_epochs=1, scratch_epochs=1), seeds=(0,), description="test")

@@ -1,4 +1,4 @@
-"""tfprune.binary: reservoir sampling, masks on binary layers, the PPO controller, deployment, bench rows."""
+"""tfprune.prune.binary: reservoir sampling, masks on binary layers, the PPO controller, deployment, bench rows."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 import tensorflow as tf
 
 import tfprune
-from tfprune.binary import arsp, deploy, models, reservoir
-from tfprune.export.flatbuffer import read_model
+from tfprune.deploy import binary as deploy
+from tfprune.prune.binary import arsp, reservoir
+from tfprune.prune.binary import training as models
+from tfprune.deploy.flatbuffer import read_model
 from tfprune.models import binary_small_vgg
 
 SHAPE = (8, 8, 3)
@@ -168,7 +170,7 @@ def test_flip_ratio_counts_sign_changes(vgg):
 
 
 def test_ppo_beats_a_random_policy_on_a_toy_with_known_best_ratios():
-    from tfprune.binary import ppo
+    from tfprune.prune.binary import ppo
 
     best = np.array([0.1, 0.9])
 
@@ -196,7 +198,7 @@ def test_ppo_beats_a_random_policy_on_a_toy_with_known_best_ratios():
 
 
 def test_ppo_logs_to_tensorboard(tmp_path):
-    from tfprune.binary import ppo
+    from tfprune.prune.binary import ppo
 
     ppo.search(lambda r: 0.5, np.ones((1, 2)), [4], episodes=2, episodes_per_iteration=2, log_dir=str(tmp_path),
                layer_names=["conv1"])
@@ -332,7 +334,7 @@ def test_hyperscore():
 
 
 def test_bench_rows_and_summary_states_the_claim():
-    from tfprune.bench import binary_rows
+    from benchmarks import binary_rows
 
     rows = {m.name: m for m in binary_rows.methods()}
     assert "quick" in rows["bnn-static"].tiers and "quick" not in rows["arsp"].tiers

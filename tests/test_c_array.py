@@ -1,4 +1,4 @@
-"""Tests for tfprune.export.c_array: the C sources a Cortex-M firmware compiles."""
+"""Tests for tfprune.deploy.c_array: the C sources a Cortex-M firmware compiles."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from tfprune.export import c_array
-from tfprune.export.c_array import TensorSpec
-from tfprune.export.tflite import convert
+from tfprune.deploy import c_array
+from tfprune.deploy.c_array import TensorSpec
+from tfprune.deploy.tflite import convert
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN_CC = REPO / "firmware" / "cortex_m" / "main.cc"

@@ -1,4 +1,4 @@
-"""Tests for tfprune.export.compress: TFLM LUT compression of int8 flatbuffers.
+"""Tests for tfprune.deploy.compress: TFLM LUT compression of int8 flatbuffers.
 
 Models are tiny Keras networks converted to full-integer int8 here, then run in
 the TFLite Micro interpreter. Run with ``-s`` to see the measured sizes and
@@ -17,9 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from tfprune.export import compress as lut
-from tfprune.export.compress import find_lut_candidates, lut_compress
-from tfprune.export.tflite import convert
+from tfprune.deploy import compress as lut
+from tfprune.deploy.compress import find_lut_candidates, lut_compress
+from tfprune.deploy.tflite import convert
 
 # ---------------------------------------------------------------- helpers
 

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 import tfprune
-from tfprune.export.micro import MicroRunner
-from tfprune.export.verify import quantize_input
+from tfprune.deploy.micro import MicroRunner
+from tfprune.deploy.verify import quantize_input
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_inspect_mlperf_reference(mlperf_quant):
 
 
 def test_masked_model_deploys_with_its_pruned_channels_removed(trained_mnist):
-    from tfprune import masks
+    from tfprune.core import masks
 
     model, calibration, held_out = trained_mnist
     wrapped = tfprune.wrap(model)

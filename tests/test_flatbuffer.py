@@ -1,4 +1,4 @@
-"""Tests for tfprune.export.flatbuffer: sizes, MACs, layers and zeros read from .tflite files.
+"""Tests for tfprune.deploy.flatbuffer: sizes, MACs, layers and zeros read from .tflite files.
 
 Expected numbers are derived independently of the reader: by hand from the
 ResNet-8 architecture, from the Keras model's layers, and from the kernels the
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfprune.export.flatbuffer import LayerInfo, ModelInfo, format_table, read_model
-from tfprune.export.tflite import convert
+from tfprune.deploy.flatbuffer import LayerInfo, ModelInfo, format_table, read_model
+from tfprune.deploy.tflite import convert
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

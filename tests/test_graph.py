@@ -1,11 +1,11 @@
-"""tfprune.graph: which channels of a Keras model are tied, and who reads them."""
+"""tfprune.core.graph: which channels of a Keras model are tied, and who reads them."""
 
 from __future__ import annotations
 
 import pytest
 import tensorflow as tf
 
-from tfprune.graph import Consumer, Member, channel_groups, group_of
+from tfprune.core.graph import Consumer, Member, channel_groups, group_of
 
 L = tf.keras.layers
 
@@ -105,7 +105,7 @@ def test_larq_layers_are_producers():
 
 
 def test_wrapped_layers_count_as_the_layer_they_wrap():
-    class Wrapped(L.Wrapper):  # stands in for tfprune.masks.MaskedLayer: keeps the inner layer's name
+    class Wrapped(L.Wrapper):  # stands in for tfprune.core.masks.MaskedLayer: keeps the inner layer's name
         def __init__(self, layer, **kwargs):
             super().__init__(layer, name=layer.name, **kwargs)
 

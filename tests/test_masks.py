@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfprune.masks import ChannelGate, MaskedLayer, channel_masks, sparsity_summary, sparsity_table, strip, wrap
+from tfprune.core.masks import ChannelGate, MaskedLayer, channel_masks, sparsity_summary, sparsity_table, strip, wrap
 
 layers = tf.keras.layers
 

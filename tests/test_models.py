@@ -9,8 +9,8 @@ import tensorflow as tf
 import tfprune
 from tfprune import models
 from tfprune.datasets import cifar10_split, mlperf_perf_indices
-from tfprune.export.flatbuffer import read_model
-from tfprune.export.tflite import convert_lce
+from tfprune.deploy.flatbuffer import read_model
+from tfprune.deploy.tflite import convert_lce
 
 def _small_vgg_parameters() -> int:
     widths = [3, 32, 32, 64, 64, 128, 128]

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import tfprune
-from tfprune.qsae import QSAE, PruningController, kl_divergence, search_threshold
+from tfprune.prune.qsae import QSAE, PruningController, kl_divergence, search_threshold
 
 CONSTANT = [6, 7, 8, 9]
 PAIRS = [(10, 11), (12, 13), (14, 15)]
@@ -54,7 +54,7 @@ def test_at_most_one_channel_of_each_duplicate_pair_is_pruned(seed):
 def test_weights_are_int8_fake_quantized():
     model = QSAE(seed=0).fit(planted_activations())
     weights = model._params["we"]
-    from tfprune.qsae import fake_quantize
+    from tfprune.prune.qsae import fake_quantize
 
     levels = fake_quantize(weights) / (np.abs(weights).max() / 127)
     assert np.allclose(levels, np.round(levels)) and np.abs(levels).max() <= 127
@@ -211,8 +211,8 @@ def test_interval_trigger_and_tensorboard_log(tmp_path):
 
 
 def test_a_pruned_channel_must_beat_a_kept_one_by_the_stickiness_margin():
-    from tfprune.qsae.autoencoder import Ranking
-    from tfprune.qsae.controller import _sticky
+    from tfprune.prune.qsae.autoencoder import Ranking
+    from tfprune.prune.qsae.controller import _sticky
 
     ranking = Ranking(np.array([0, 1, 2, 3]), np.array([0.5, 0.95, 0.97, 1.0]), np.zeros(4))
     kept = np.array([True, True, False, True])                 # channel 2 is pruned now
@@ -299,7 +299,7 @@ def test_step_checks_and_penultimate_default():
 # --- the drift stream and the benchmark paragraph ------------------------------------------
 
 def test_drift_stream_changes_class_mix_and_corruption_and_is_seeded():
-    from tfprune.datasets import cifar10_drift_stream
+    from tfprune.drift import cifar10_drift_stream
     from tfprune.drift import VEHICLES
 
     rng = np.random.default_rng(0)
@@ -323,7 +323,7 @@ def fake_result(method, settings, accuracy, size, seed=0):
 
 
 def test_summary_is_computed_from_the_results():
-    from tfprune.bench.qsae_rows import summary
+    from benchmarks.qsae_rows import summary
 
     results = [fake_result("dense-float", {}, 0.87, 320_000), fake_result("dense-int8", {}, 0.87, 96_000),
                fake_result("qsae", {"nonzeros_of_sparsity": 0.75, "interval": 2, "trigger_drop": 0.02}, 0.80, 32_000),

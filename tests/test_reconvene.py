@@ -10,9 +10,9 @@ import tensorflow as tf
 
 import tfprune
 from tfprune.cli import main as cli_main
-from tfprune.export.tflite import load_model
-from tfprune.pai import pai_masks, pai_scores, prune_at_init
-from tfprune.structured_pai import (
+from tfprune.keras_model import load_model
+from tfprune.prune.pai import pai_masks, pai_scores, prune_at_init
+from tfprune.prune.reconvene import (
     GroupSensitivity,
     int8_weight_bytes,
     model_macs,
@@ -52,7 +52,7 @@ def test_scores_and_masks_match_hand_computed_values_on_a_tiny_network():
     np.testing.assert_array_equal(layer["b"], [[1], [0]])
     # SNIP on one sample x=(1,1), loss = output (identity "loss" through a custom callable).
     x, y = np.ones((1, 2), np.float32), np.zeros((1, 1), np.float32)
-    snip = tfprune.scores.snip(model, (x, y), loss=lambda y_true, y_pred: y_pred)
+    snip = tfprune.core.scores.snip(model, (x, y), loss=lambda y_true, y_pred: y_pred)
     raw = np.array([[1 * 4, 2 * 1], [3 * 4, 0.5 * 1]])  # |w * dL/dw| with dL/dA_ij = x_i * B_j
     np.testing.assert_allclose(snip["a"], raw / (raw.sum() + 4 * 4 + 1 * 1.5), rtol=1e-6)
 
@@ -74,7 +74,7 @@ def test_iterative_synflow_avoids_emptying_a_layer_and_random_masks_follow_the_s
 def test_sensitivity_ranks_a_layer_whose_pai_mask_removes_whole_channels_first():
     model = small_convnet()
     rng = np.random.default_rng(0)
-    names = list(tfprune.scores.prunable_layers(model))
+    names = list(tfprune.core.scores.prunable_layers(model))
     scores = {n: rng.random(tf.keras.backend.int_shape(_kernel(model, n))) for n in names}
     # as a PaI method would: keep each layer's top 30% scores
     masks = {n: (s >= np.quantile(s, 0.7)).astype(np.float32) for n, s in scores.items()}
@@ -118,7 +118,7 @@ def test_reconvene_model_is_smaller_runs_in_tflite_micro_and_trains():
     assert model_macs(result.model) == report.macs_after
     assert {d.layer for d in report.layers if d.structured} == {"conv0", "conv1"}
     pai = prune_at_init(model, result.pai_masks)
-    assert tfprune.baselines.nonzero_count(tfprune.strip(pai)) == report.nonzero_weights_before
+    assert tfprune.core.count.nonzero_count(tfprune.strip(pai)) == report.nonzero_weights_before
     assert int8_weight_bytes(result.model) < int8_weight_bytes(model)
     small = tfprune.export(result.model, x[:64], verify_data=(x[:32], y[:32]), progress=False)
     dense = tfprune.export(pai, x[:64], verify_data=(x[:32], y[:32]), progress=False)

@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 
 import tfprune
-from tfprune import masks, models
-from tfprune.graph import channel_groups
+from tfprune import models
+from tfprune.core import masks
+from tfprune.core.graph import channel_groups
 
 
 def randomize_statistics(model: tf.keras.Model, seed: int) -> None:

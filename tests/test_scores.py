@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfprune import scores
+from tfprune import keras_model
+from tfprune.core import scores
 
 W1 = np.array([[0.5, -0.3, 0.8, 0.1], [-0.6, 0.2, 0.4, -0.9], [0.3, 0.7, -0.2, 0.5]])
 B1 = np.array([0.1, -0.2, 0.05, 0.0])
@@ -201,7 +202,7 @@ def test_train_mode_uses_batch_statistics_and_restores_them():
 
 
 class Passthrough(tf.keras.layers.Wrapper):
-    """A minimal wrapper with its inner layer's name, as tfprune.masks.MaskedLayer has."""
+    """A minimal wrapper with its inner layer's name, as tfprune.core.masks.MaskedLayer has."""
 
     def call(self, inputs):
         return self.layer(inputs)
@@ -219,7 +220,7 @@ def test_wrapped_layers_are_scored_on_the_inner_kernel():
 
 
 def test_masked_layers_score_their_inner_kernel_and_masked_weights_score_zero():
-    from tfprune.masks import strip, wrap
+    from tfprune.core.masks import strip, wrap
 
     masked = wrap(tiny())
     mask = np.ones_like(W2)
@@ -284,11 +285,11 @@ def shortcut_model() -> tf.keras.Model:
 
 
 def test_group_scores_reduce_over_every_layer_tied_by_an_add():
-    from tfprune.graph import channel_groups
+    from tfprune.core.graph import channel_groups
 
     model = shortcut_model()
     rng = np.random.default_rng(5)
-    weight = {name: rng.random(k.shape) for name, k in scores._kernels(model).items()}
+    weight = {name: rng.random(k.shape) for name, k in keras_model.kernels(model).items()}
     # Add output 2i + m is dw's (input i, multiplier m) = a's channel i, and b's channel 2i + m:
     # removing a's channel i removes all four filters.
     tied = [np.concatenate([weight["a"][..., i].ravel(), weight["b"][..., 2 * i].ravel(),

@@ -1,4 +1,4 @@
-"""tfprune.surgery: removing channels gives a smaller model computing what the masked model computes."""
+"""tfprune.core.surgery: removing channels gives a smaller model computing what the masked model computes."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 
 import tfprune
-from tfprune.export.flatbuffer import read_model
-from tfprune.graph import ChannelGroup, channel_groups
-from tfprune.surgery import remove_channels
+from tfprune.deploy.flatbuffer import read_model
+from tfprune.core.graph import ChannelGroup, channel_groups
+from tfprune.core.surgery import remove_channels
 
 L = tf.keras.layers
 
@@ -173,7 +173,7 @@ def sample(model: tf.keras.Model, n: int = 16, seed: int = 1) -> np.ndarray:
 
 
 def macs(model: tf.keras.Model) -> int:
-    from tfprune.export.tflite import convert
+    from tfprune.deploy.tflite import convert
 
     return read_model(convert(model, quantization="float32")).macs
 
@@ -332,8 +332,8 @@ class _Passthrough(tf.keras.layers.Wrapper):
 
 
 def test_remove_masked_channels_computes_the_masked_model():
-    from tfprune import masks
-    from tfprune.surgery import remove_masked_channels
+    from tfprune.core import masks
+    from tfprune.core.surgery import remove_masked_channels
 
     model = masks.wrap(resnet())
     keep = {name: np.ones(model.get_layer(name).channels, bool)
@@ -359,8 +359,8 @@ def test_remove_masked_channels_computes_the_masked_model():
 
 
 def test_remove_masked_channels_warns_when_a_binary_consumer_reads_zero_as_one():
-    from tfprune import masks
-    from tfprune.surgery import remove_masked_channels
+    from tfprune.core import masks
+    from tfprune.core.surgery import remove_masked_channels
 
     model = masks.wrap(binary_cnn(), layers=["bconv1", "bconv2"])
     keep = np.ones(16, bool)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfprune.export import tflite
+from tfprune import keras_model
+from tfprune.deploy import tflite
 
 
 def tiny_model() -> tf.keras.Model:
@@ -29,14 +30,14 @@ def test_representative_array_takes_arrays_datasets_and_npz(tmp_path):
     np.savez(tmp_path / "only.npz", samples=x[:20])
     np.savez(tmp_path / "named.npz", x=x[:30], y=y[:30])
     assert tflite.representative_array(tmp_path / "only.npz", (4, 4, 2)).shape[0] == 20
-    samples, labels = tflite.labelled_samples(tmp_path / "named.npz", (4, 4, 2))
+    samples, labels = keras_model.labelled_samples(tmp_path / "named.npz", (4, 4, 2))
     assert samples.shape[0] == 30 and labels.tolist() == y[:30].tolist()
 
 
 def test_labels_from_batches_and_one_hot():
     x = np.zeros((10, 4, 4, 2), np.float32)
     y = np.eye(3)[np.arange(10) % 3]
-    _, labels = tflite.labelled_samples(tf.data.Dataset.from_tensor_slices((x, y)).batch(4), (4, 4, 2))
+    _, labels = keras_model.labelled_samples(tf.data.Dataset.from_tensor_slices((x, y)).batch(4), (4, 4, 2))
     assert labels.tolist() == (np.arange(10) % 3).tolist()
 
 
@@ -79,24 +80,24 @@ def test_subclassed_and_foreign_models_are_refused():
     model = Subclassed()
     model(np.zeros((1, 3), np.float32))
     with pytest.raises(TypeError, match="subclassed Keras model"):
-        tflite.check_keras_model(model)
+        keras_model.check_keras_model(model)
     with pytest.raises(TypeError, match="expected a tf.keras"):
-        tflite.check_keras_model(object())
+        keras_model.check_keras_model(object())
 
 
 def test_load_model_refuses_what_is_not_a_keras_2_model(tmp_path):
     (tmp_path / "notes.keras").write_text("hello")
     with pytest.raises(ValueError, match="not a Keras model"):
-        tflite.load_model(tmp_path / "notes.keras")
+        keras_model.load_model(tmp_path / "notes.keras")
     keras3 = tmp_path / "k3.keras"
     with zipfile.ZipFile(keras3, "w") as archive:
         archive.writestr("metadata.json", json.dumps({"keras_version": "3.3.3"}))
         archive.writestr("config.json", "{}")
     with pytest.raises(ValueError, match="saved by Keras 3.3.3"):
-        tflite.load_model(keras3)
+        keras_model.load_model(keras3)
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(ValueError, match="not a SavedModel"):
-        tflite.load_model(tmp_path / "empty_dir")
+        keras_model.load_model(tmp_path / "empty_dir")
 
 
 def test_load_model_round_trips_keras_h5_and_savedmodel(tmp_path):
@@ -104,7 +105,7 @@ def test_load_model_round_trips_keras_h5_and_savedmodel(tmp_path):
     x = np.random.default_rng(0).random((2, 4, 4, 2)).astype(np.float32)
     for path in (tmp_path / "m.keras", tmp_path / "m.h5", tmp_path / "saved"):
         model.save(path)
-        np.testing.assert_allclose(tflite.load_model(path)(x), model(x), rtol=1e-6)
+        np.testing.assert_allclose(keras_model.load_model(path)(x), model(x), rtol=1e-6)
 
 
 def test_ops_without_tflite_builtin_are_named():

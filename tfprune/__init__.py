@@ -18,34 +18,54 @@ __version__ = "0.1.0"
 
 # Bound eagerly (it imports no TensorFlow): importing the subpackage
 # ``tfprune.export`` would otherwise shadow the function of the same name.
-from tfprune.export import Artifact, Report, export, inspect_flatbuffer  # noqa: E402
+from tfprune.deploy import Artifact, Report, export, inspect_flatbuffer  # noqa: E402
 
 # public name -> module that defines it, imported on first use
 _PUBLIC: dict[str, str] = {
-    "wrap": "tfprune.masks",
-    "strip": "tfprune.masks",
-    "MaskedLayer": "tfprune.masks",
-    "channel_masks": "tfprune.masks",
-    "sparsity_summary": "tfprune.masks",
-    "remove_channels": "tfprune.surgery",
-    "remove_masked_channels": "tfprune.surgery",
-    "channel_groups": "tfprune.graph",
-    "reconvene": "tfprune.structured_pai",
-    "ReconveneResult": "tfprune.structured_pai",
-    "pai_masks": "tfprune.pai",
-    "prune_at_init": "tfprune.pai",
+    "wrap": "tfprune.core.masks",
+    "strip": "tfprune.core.masks",
+    "MaskedLayer": "tfprune.core.masks",
+    "channel_masks": "tfprune.core.masks",
+    "sparsity_summary": "tfprune.core.masks",
+    "remove_channels": "tfprune.core.surgery",
+    "remove_masked_channels": "tfprune.core.surgery",
+    "channel_groups": "tfprune.core.graph",
+    "reconvene": "tfprune.prune.reconvene",
+    "ReconveneResult": "tfprune.prune.reconvene",
+    "pai_masks": "tfprune.prune.pai",
+    "prune_at_init": "tfprune.prune.pai",
+    "l1_filter_pruning": "tfprune.prune.channels",
 }
 
 __all__ = ["__version__", "Artifact", "Report", "export", "inspect_flatbuffer", *_PUBLIC]
 
 
-# submodules reachable as attributes (``tfprune.models.resnet8``), imported on first use
-_SUBMODULES = ("models", "datasets", "masks", "graph", "surgery", "scores", "baselines", "bench", "qsae", "binary")
+# modules reachable as attributes (``tfprune.models.resnet8``), imported on first use;
+# the short names of the methods and core modules keep the paths users know
+_SUBMODULES: dict[str, str] = {
+    "keras_model": "tfprune.keras_model",
+    "models": "tfprune.models",
+    "datasets": "tfprune.datasets",
+    "drift": "tfprune.drift",
+    "baselines": "tfprune.baselines",
+    "core": "tfprune.core",
+    "deploy": "tfprune.deploy",
+    "prune": "tfprune.prune",
+    "masks": "tfprune.core.masks",
+    "graph": "tfprune.core.graph",
+    "surgery": "tfprune.core.surgery",
+    "scores": "tfprune.core.scores",
+    "count": "tfprune.core.count",
+    "channels": "tfprune.prune.channels",
+    "pai": "tfprune.prune.pai",
+    "qsae": "tfprune.prune.qsae",
+    "binary": "tfprune.prune.binary",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        return importlib.import_module(f"tfprune.{name}")
+        return importlib.import_module(_SUBMODULES[name])
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'tfprune' has no attribute {name!r}")

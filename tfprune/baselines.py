@@ -7,14 +7,15 @@
   Conv2D), fine-tuned and stripped. Each output channel keeps at most
   ``clusters`` distinct values, so ``tfprune.export`` stores it with TFLite
   Micro's LUT compression: the unstructured competitor that does shrink flash.
-- :func:`l1_filter_pruning` (Li et al., ICLR 2017): remove the filters with the
-  smallest L1 norm, through :mod:`tfprune.surgery`, so the model really shrinks;
-  :func:`random_channel_pruning`, its control: the same counts, chosen at random.
-- :func:`nonzero_count`, :func:`sparsity_for_nonzeros` and
-  :func:`ratio_for_nonzeros` put different methods at the same number of
-  nonzero weights.
+- :func:`sparsity_for_nonzeros`: the tfmot sparsity that leaves a given number
+  of nonzero weights, to put tfmot at the nonzero count of another method.
 
-All of them copy the model first; the model passed in is never changed.
+Channel pruning (L1, Taylor, random) is :mod:`tfprune.prune.channels`; the
+counters are :mod:`tfprune.core.count`. Their old names here
+(``baselines.l1_filter_pruning``, ``baselines.nonzero_count``, ...) still work
+for one release, with a ``DeprecationWarning``.
+
+Both copy the model first; the model passed in is never changed.
 
 Example:
     >>> import numpy as np, tensorflow as tf
@@ -22,6 +23,7 @@ Example:
     ...                              tf.keras.layers.Dense(2)])
     >>> data = (np.random.rand(64, 8).astype("float32"), np.random.randint(0, 2, 64))
     >>> pruned = tfmot_magnitude(model, data, target_sparsity=0.5, epochs=1)
+    >>> from tfprune.core.count import nonzero_count
     >>> nonzero_count(pruned) == nonzero_count(model) // 2
     True
 """
@@ -30,19 +32,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
 
-from tfprune.export.tflite import check_keras_model
-from tfprune.graph import ChannelGroup
+from tfprune.core.count import prunable_kernels
+from tfprune.keras_model import check_keras_model
 
 #: Centroid initializations offered for :func:`tfmot_cluster`.
 CLUSTER_INITS = ("kmeans++", "linear")
-
-#: Bisection steps of :func:`ratio_for_nonzeros` (ratio resolution 2**-12).
-_RATIO_STEPS = 12
 
 
 def tfmot_magnitude(
@@ -95,6 +93,7 @@ def tfmot_magnitude(
 
     Example:
         >>> import numpy as np, tensorflow as tf
+        >>> from tfprune.core.count import kernel_sparsity, values_per_channel
         >>> model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(10, name="fc")])
         >>> data = (np.random.rand(40, 8).astype("float32"), np.random.randint(0, 10, 40))
         >>> kernel_sparsity(tfmot_magnitude(model, data, 0.8, epochs=2, batch_size=8))
@@ -177,6 +176,7 @@ def tfmot_cluster(
 
     Example:
         >>> import numpy as np, tensorflow as tf
+        >>> from tfprune.core.count import kernel_sparsity, values_per_channel
         >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Conv2D(4, 5, name="conv"),
         ...     tf.keras.layers.Flatten(), tf.keras.layers.Dense(3, name="fc")])
         >>> data = (np.random.rand(32, 8, 8, 1).astype("float32"), np.random.randint(0, 3, 32))
@@ -218,170 +218,6 @@ def tfmot_cluster(
     wrapped = _wrap_layers(_copy(model), needs_clustering, wrap)
     _fine_tune(wrapped, model, fit_args, epochs, learning_rate, loss, verbose, callbacks=[])
     return tfmot.clustering.keras.strip_clustering(wrapped)
-
-
-def l1_filter_pruning(model: Any, ratio: float | Mapping[str, float], *, round_to: int | None = None) -> Any:
-    """L1-norm filter pruning (Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017).
-
-    In every prunable channel group (:func:`tfprune.graph.channel_groups`: a
-    layer's filters, or the channels an ``Add`` ties across several layers),
-    the ``round(ratio * size)`` channels with the smallest L1 norm of their
-    kernel slices, summed over the group's producers, are removed by
-    :func:`tfprune.surgery.remove_channels`: a smaller model, not zeros. At
-    least one channel of every group stays; ties break toward the lower index.
-    No fine-tuning happens here (the paper retrains afterwards).
-
-    Args:
-        model: a plain tf.keras Sequential or functional model (not changed).
-        ratio: share of channels to remove from every group, in [0, 1), or
-            ``{layer name: ratio}`` for the groups of the named producers (a
-            group tied across named layers needs one ratio; the rest keep all).
-        round_to: 4 or 8 gives channels back until every layer keeps a
-            multiple of it, as in :func:`tfprune.surgery.remove_channels`.
-
-    Example:
-        >>> import numpy as np, tensorflow as tf
-        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(4, name="hidden"),
-        ...                              tf.keras.layers.Dense(2, name="out")])
-        >>> model.get_layer("hidden").set_weights([np.diag([3.0, 1.0, 4.0, 0.5]), np.zeros(4)])
-        >>> small = l1_filter_pruning(model, 0.5)
-        >>> small.get_layer("hidden").kernel.numpy()[[0, 2]].tolist()
-        [[3.0, 0.0], [0.0, 4.0]]
-    """
-    from tfprune.scores import channel_scores, magnitude
-
-    def lowest_l1(group: ChannelGroup, count: int, norms: dict[str, np.ndarray]) -> np.ndarray:
-        total = sum(norms[p.layer][p.offset : p.offset + group.size] for p in group.producers)
-        return np.argsort(total, kind="stable")[:count]
-
-    check_keras_model(model)
-    norms = channel_scores(magnitude(model), model, reduce="sum")
-    return _prune_groups(model, ratio, lambda group, count: lowest_l1(group, count, norms), round_to)
-
-
-def random_channel_pruning(
-    model: Any, ratio: float | Mapping[str, float], seed: int = 0, *, round_to: int | None = None
-) -> Any:
-    """The control for :func:`l1_filter_pruning`: the same number of channels per group, chosen at random.
-
-    Arguments as in :func:`l1_filter_pruning`; ``seed`` fixes the choice.
-
-    Example:
-        >>> import tensorflow as tf
-        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(8, name="hidden"),
-        ...                              tf.keras.layers.Dense(2, name="out")])
-        >>> random_channel_pruning(model, 0.25, seed=1).get_layer("hidden").units
-        6
-    """
-    check_keras_model(model)
-    rng = np.random.default_rng(seed)
-    return _prune_groups(model, ratio, lambda group, count: rng.choice(group.size, count, replace=False), round_to)
-
-
-def ratio_for_nonzeros(model: Any, target_nonzeros: int, *, round_to: int | None = None) -> float:
-    """The uniform ``ratio`` whose :func:`l1_filter_pruning` leaves the nonzero count closest to ``target_nonzeros``.
-
-    Channel pruning removes whole filters and the kernel rows that read them,
-    so the count moves in steps; this searches the ratio (bisection, then the
-    better side of the step) and returns it. :func:`random_channel_pruning`
-    removes the same number of channels, so for a model without zero weights
-    it lands on the same count. Use it to put channel pruning at the nonzero
-    count of a :func:`tfmot_magnitude` row.
-
-    Example:
-        >>> import tensorflow as tf
-        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(10, name="hidden"),
-        ...                              tf.keras.layers.Dense(2, name="out")])
-        >>> ratio = ratio_for_nonzeros(model, 30)
-        >>> nonzero_count(l1_filter_pruning(model, ratio))
-        30
-    """
-    if isinstance(target_nonzeros, bool) or not isinstance(target_nonzeros, (int, np.integer)):
-        raise TypeError(f"target_nonzeros must be an int, got {type(target_nonzeros).__name__}")
-    if target_nonzeros < 1:
-        raise ValueError(f"target_nonzeros must be >= 1, got {target_nonzeros}")
-
-    def count(ratio: float) -> int:
-        return nonzero_count(l1_filter_pruning(model, ratio, round_to=round_to)) if ratio else nonzero_count(model)
-
-    low, high = 0.0, 1.0 - 1e-9          # count(low) >= target > count(high), unless the target is out of reach
-    if count(low) <= target_nonzeros:
-        return 0.0
-    if count(high) >= target_nonzeros:
-        return high
-    for _ in range(_RATIO_STEPS):
-        middle = (low + high) / 2
-        if count(middle) >= target_nonzeros:
-            low = middle
-        else:
-            high = middle
-    return min((low, high), key=lambda r: abs(count(r) - target_nonzeros))
-
-
-def prunable_kernels(model: Any) -> dict[str, np.ndarray]:
-    """The kernel of every Conv2D, DepthwiseConv2D and Dense layer (larq's too), by layer name.
-
-    The layers of :func:`tfprune.scores.prunable_layers`; these kernels are what
-    :func:`nonzero_count` counts (biases and BatchNorm parameters are not).
-
-    Example:
-        >>> import tensorflow as tf
-        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(3, name="fc")])
-        >>> {name: kernel.shape for name, kernel in prunable_kernels(model).items()}
-        {'fc': (4, 3)}
-    """
-    from tfprune.scores import prunable_layers
-
-    return {name: (layer.depthwise_kernel if _is_depthwise(layer) else layer.kernel).numpy()
-            for name, layer in prunable_layers(model).items()}
-
-
-def nonzero_count(model: Any) -> int:
-    """Number of nonzero weights in the prunable kernels (see :func:`prunable_kernels`).
-
-    Example:
-        >>> import tensorflow as tf
-        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(3, kernel_initializer="ones")])
-        >>> nonzero_count(model)
-        12
-    """
-    return int(sum(np.count_nonzero(kernel) for kernel in prunable_kernels(model).values()))
-
-
-def kernel_sparsity(model: Any) -> dict[str, float]:
-    """Share of exact zeros in each prunable kernel, by layer name, rounded to 4 digits.
-
-    Example:
-        >>> import tensorflow as tf
-        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2, kernel_initializer="zeros", name="fc")])
-        >>> kernel_sparsity(model)
-        {'fc': 1.0}
-    """
-    return {name: round(float(np.mean(kernel == 0)), 4) for name, kernel in prunable_kernels(model).items()}
-
-
-def values_per_channel(model: Any) -> dict[str, int]:
-    """Most distinct values in one output channel (last kernel axis) of each prunable kernel.
-
-    For DepthwiseConv2D the channel axis is the third (the kernel is
-    ``(h, w, channels, multiplier)``); the multiplier axis is folded in.
-
-    Example:
-        >>> import tensorflow as tf
-        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2, kernel_initializer="ones", name="fc")])
-        >>> values_per_channel(model)
-        {'fc': 1}
-    """
-    from tfprune.scores import prunable_layers
-
-    layers = prunable_layers(model)
-    counts: dict[str, int] = {}
-    for name, kernel in prunable_kernels(model).items():
-        if _is_depthwise(layers[name]):
-            kernel = kernel.reshape(*kernel.shape[:-2], -1)
-        rows = np.moveaxis(kernel, -1, 0).reshape(kernel.shape[-1], -1)
-        counts[name] = int(max(len(np.unique(row)) for row in rows))
-    return counts
 
 
 def sparsity_for_nonzeros(model: Any, target_nonzeros: int) -> float:
@@ -447,12 +283,6 @@ def _is_conv2d(layer: Any) -> bool:
     return type(layer) is tf.keras.layers.Conv2D
 
 
-def _is_depthwise(layer: Any) -> bool:
-    import tensorflow as tf
-
-    return isinstance(layer, tf.keras.layers.DepthwiseConv2D)
-
-
 def _tfmot_prunable(layer: Any) -> bool:
     import tensorflow as tf
 
@@ -479,51 +309,6 @@ def _wrap_layers(model: Any, selected: Callable[[Any], bool], wrap: Callable[[An
     # reusing the copy's own layer objects keeps their trained weights (BatchNorm
     # statistics included); Keras' default clone would re-initialize them
     return tf.keras.models.clone_model(model, clone_function=lambda layer: wrap(layer) if selected(layer) else layer)
-
-
-def _prune_groups(
-    model: Any, ratio: Any, choose: Callable[[ChannelGroup, int], np.ndarray], round_to: int | None
-) -> Any:
-    """Remove ``choose(group, count)`` channels of every prunable group scored by magnitude."""
-    from tfprune.graph import channel_groups
-    from tfprune.scores import prunable_layers
-    from tfprune.surgery import remove_channels
-
-    scored = set(prunable_layers(model))
-    removals: dict[str, list[int]] = {}
-    for group, share in _group_ratios(model, channel_groups(model), ratio):
-        count = min(int(round(share * group.size)), group.size - 1)
-        # groups made by layers the scores do not cover (Conv1D/3D, transposed
-        # convolutions) cannot be ranked; both baselines keep them whole
-        if count == 0 or not all(p.layer in scored for p in group.producers):
-            continue
-        first = group.producers[0]
-        removals.setdefault(first.layer, []).extend(first.offset + int(k) for k in sorted(choose(group, count)))
-    return remove_channels(model, removals, round_to=round_to)
-
-
-def _group_ratios(model: Any, groups: list[ChannelGroup], ratio: Any) -> list[tuple[ChannelGroup, float]]:
-    """Each group with the share of its channels to remove."""
-    if isinstance(ratio, Mapping):
-        names = {layer.name for layer in model.layers}
-        for name, share in ratio.items():
-            if name not in names:
-                raise ValueError(f"ratio names layer {name!r}, which model {model.name!r} does not have")
-            _check_ratio(share, f"ratio of layer {name!r}")
-        paired = []
-        for group in groups:
-            shares = {p.layer: ratio[p.layer] for p in group.producers if p.layer in ratio}
-            if len(set(shares.values())) > 1:
-                raise ValueError(f"layers {sorted(shares)} share tied channels, so they need one ratio; got {shares}")
-            paired.append((group, next(iter(shares.values()), 0.0)))
-        return paired
-    _check_ratio(ratio, "ratio")
-    return [(group, float(ratio)) for group in groups]
-
-
-def _check_ratio(ratio: Any, what: str) -> None:
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating)) or not 0.0 <= ratio < 1.0:
-        raise ValueError(f"{what} must be a number in [0, 1), got {ratio!r}")
 
 
 def _fit_inputs(data: Any, batch_size: int) -> tuple[dict[str, Any], int | None]:
@@ -585,7 +370,7 @@ def _fine_tune(
 def _default_loss(model: Any) -> Any:
     import tensorflow as tf
 
-    from tfprune.scores import ends_in_softmax
+    from tfprune.core.scores import ends_in_softmax
 
     if getattr(model, "loss", None):
         return model.loss
@@ -595,3 +380,25 @@ def _default_loss(model: Any) -> Any:
 def _check_positive_int(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+# old name -> the module it moved to (one release of DeprecationWarning, then gone)
+_MOVED: dict[str, str] = {
+    "l1_filter_pruning": "tfprune.prune.channels",
+    "random_channel_pruning": "tfprune.prune.channels",
+    "ratio_for_nonzeros": "tfprune.prune.channels",
+    "prunable_kernels": "tfprune.core.count",
+    "nonzero_count": "tfprune.core.count",
+    "kernel_sparsity": "tfprune.core.count",
+    "values_per_channel": "tfprune.core.count",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        warnings.warn(f"tfprune.baselines.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'tfprune.baselines' has no attribute {name!r}")

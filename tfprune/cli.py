@@ -26,9 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:
-        from tfprune.bench.cli import main as bench_main
-
-        return bench_main(argv[1:])
+        # the benchmark lives beside the library, in the repository, and the library never imports it
+        print("tfprune bench: the benchmark is not part of the installed package; run tools/bench from a "
+              "tfprune checkout (tools/bench --help)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     parser = _parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,7 +46,6 @@ def _parser() -> argparse.ArgumentParser:
     _add_convert(commands)
     _add_inspect(commands)
     _add_reconvene(commands)
-    commands.add_parser("bench", help="benchmarks; see `tfprune bench --help`")
     return parser
 
 
@@ -78,7 +78,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_reconvene(commands: argparse._SubParsersAction) -> None:
-    from tfprune.pai import PAI_METHODS, SCOPES
+    from tfprune.prune.pai import PAI_METHODS, SCOPES
 
     reconvene = commands.add_parser("reconvene", help="untrained model -> smaller untrained model (Reconvene)")
     reconvene.add_argument("model", help="an untrained .keras or .h5 model, or a SavedModel directory")
@@ -109,16 +109,16 @@ def _reconvene(args: argparse.Namespace) -> int:
     if args.data is not None:
         import numpy as np
 
-        from tfprune.export.tflite import load_npz_samples
+        from tfprune.keras_model import load_npz_samples
 
         x = load_npz_samples(args.data)[: args.samples]
         with np.load(args.data) as archive:
             if "y" not in archive:
                 raise ValueError(f"--data {args.data} has no labels: store them as array 'y' beside 'x'")
             data = (x, archive["y"][: args.samples])
-    from tfprune.export.artifact import _replace_directory
-    from tfprune.export.tflite import load_model
-    from tfprune.structured_pai import reconvene
+    from tfprune.deploy.artifact import replace_directory
+    from tfprune.keras_model import load_model
+    from tfprune.prune.reconvene import reconvene
 
     budget = {key: value for key, value in (("bytes", args.max_bytes), ("macs", args.max_macs)) if value is not None}
     result = reconvene(load_model(args.model), data, args.method, args.sparsity, scope=args.scope,
@@ -129,7 +129,7 @@ def _reconvene(args: argparse.Namespace) -> int:
     try:
         result.model.save(staging / "model.keras")
         (staging / "reconvene.json").write_text(json.dumps(result.report.as_dict(), indent=2, default=float) + "\n")
-        _replace_directory(staging, out)
+        replace_directory(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(result.report)
@@ -154,8 +154,8 @@ def _convert(args: argparse.Namespace) -> int:
         value = getattr(args, option)
         if value is not None and not Path(value).is_file():
             raise ValueError(f"--{option.replace('_', '-')} {value}: no such file")
-    from tfprune.export import export
-    from tfprune.export.tflite import load_model
+    from tfprune.deploy import export
+    from tfprune.keras_model import load_model
 
     model = load_model(args.model)
     artifact = export(
@@ -177,7 +177,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from tfprune.export import inspect_flatbuffer
+    from tfprune.deploy import inspect_flatbuffer
 
     report = inspect_flatbuffer(args.file)
     print(report.to_json() if args.json else report, end="" if args.json else "\n")

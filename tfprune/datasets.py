@@ -353,5 +353,13 @@ def synthetic_keywords(
     return (patterns[labels] + noise).astype(np.float32), labels.astype(np.int64)
 
 
-# The drifting stream lives in its own module; re-exported here with the other data sources.
-from tfprune.drift import cifar10_drift_stream  # noqa: E402,F401
+def __getattr__(name: str) -> Any:
+    # one release of the old path; the stream moved to tfprune.drift, which reads this module
+    if name == "cifar10_drift_stream":
+        import importlib
+        import warnings
+
+        warnings.warn("tfprune.datasets.cifar10_drift_stream moved to tfprune.drift.cifar10_drift_stream",
+                      DeprecationWarning, stacklevel=2)
+        return importlib.import_module("tfprune.drift").cifar10_drift_stream
+    raise AttributeError(f"module 'tfprune.datasets' has no attribute {name!r}")

@@ -1,0 +1,129 @@
+"""``tools/bench``: run benchmark tiers and regenerate BENCHMARKS.md.
+
+    tools/bench --tier standard                    # run what is missing, then rewrite BENCHMARKS.md
+    tools/bench --tier quick --results /tmp/q      # CI: quick tier into a scratch folder, checked
+    tools/bench --render                           # only rewrite BENCHMARKS.md and the plots
+    tools/bench --check                            # exit 1 if BENCHMARKS.md is stale
+
+Example:
+    >>> main(["--list"])  # doctest: +ELLIPSIS
+    mlperf-int8-reference ...
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "tools" / "results"
+MARKDOWN = ROOT / "BENCHMARKS.md"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark command line; returns the exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = _parser().parse_args(argv)
+    from benchmarks import catalog
+
+    if args.list:
+        for method in catalog.methods():
+            print(f"{method.name} {method.key_settings()} start={method.start}: {method.description}")
+        return 0
+    if args.check:
+        return _check(Path(args.results), Path(args.markdown))
+    if not args.render:
+        failure = _run(args)
+        if failure:
+            print(f"tools/bench: {failure}", file=sys.stderr)
+            return 1
+    _write(Path(args.results), Path(args.markdown))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from benchmarks.tiers import TIERS
+
+    parser = argparse.ArgumentParser(prog="tools/bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tier", choices=sorted(TIERS), default="quick")
+    parser.add_argument("--methods", help="comma-separated method names (default: all; see --list)")
+    parser.add_argument("--seeds", help="comma-separated seeds (default: the tier's)")
+    parser.add_argument("--results", default=str(RESULTS), help="folder of results files")
+    parser.add_argument("--markdown", default=str(MARKDOWN), help="the page to write")
+    parser.add_argument("--render", action="store_true", help="only regenerate the page and plots")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the page differs from the results")
+    parser.add_argument("--list", action="store_true", help="list the methods")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> str | None:
+    from benchmarks import catalog, checks, harness
+    from benchmarks.tiers import TIERS
+
+    tier = TIERS[args.tier]
+    methods = [method for method in catalog.methods(args.methods.split(",") if args.methods else None)
+               if tier.name in method.tiers]
+    seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
+    path = Path(args.results) / f"{harness.MODEL}_{harness.DATASET}_{tier.name}.jsonl"
+    harness.run(methods, tier, path, seeds=seeds, progress=not args.quiet)
+    if tier.name == "quick":
+        return checks.quick_tier_failure(harness.read_results(path))
+    return None
+
+
+def _all_results(folder: Path) -> list[dict]:
+    from benchmarks.harness import read_results
+
+    return [result for path in sorted(folder.glob("*.jsonl")) for result in read_results(path)]
+
+
+def _plot_paths(results: list[dict], markdown: Path, folder: Path) -> dict[tuple[str, str, str], str]:
+    groups = {(r["model"], r["dataset"], r["key"]["tier"]) for r in results}
+    return {group: os.path.relpath(folder / f"pareto_{'_'.join(group)}.png", markdown.parent) for group in groups}
+
+
+def _write(folder: Path, markdown: Path) -> None:
+    from benchmarks.markdown import plot_pareto, render
+
+    results = _all_results(folder)
+    plots = _plot_paths(results, markdown, folder)
+    for group, relative in plots.items():
+        runs = [r for r in results if (r["model"], r["dataset"], r["key"]["tier"]) == group]
+        plot_pareto(runs, markdown.parent / relative, f"{group[0]} on {group[1]}, {group[2]} tier")
+    markdown.write_text(render(results, plots) + _scenario_sections(folder, markdown))
+    print(f"wrote {markdown} from {len(results)} results")
+
+
+def _scenario_sections(folder: Path, markdown: Path) -> str:
+    """The tables tools/drift wrote (drift_<dataset>_<tier>.md) with their plots, after the benchmark tables."""
+    sections = []
+    for table in sorted(folder.glob("drift_*.md")):
+        tier = table.stem.rsplit("_", 1)[-1]
+        text = f"\n## QSAE drift scenario, {tier} tier\n\n{table.read_text().strip()}\n"
+        plot = table.with_suffix(".png")
+        if plot.exists():
+            text += (f"\n![validation accuracy, tau, sparsity and KL per epoch over the drift run]"
+                     f"({os.path.relpath(plot, markdown.parent)})\n")
+        sections.append(text)
+    return "".join(sections)
+
+
+def _check(folder: Path, markdown: Path) -> int:
+    from benchmarks.markdown import render
+
+    results = _all_results(folder)
+    expected = render(results, _plot_paths(results, markdown, folder)) + _scenario_sections(folder, markdown)
+    if not markdown.exists() or markdown.read_text() != expected:
+        print(f"{markdown} is stale: regenerate it with `tools/bench --render` and commit it", file=sys.stderr)
+        return 1
+    print(f"{markdown} matches {len(results)} results")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

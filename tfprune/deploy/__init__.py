@@ -1,0 +1,17 @@
+"""Deployment: Keras model -> flatbuffer -> TFLite Micro / Android, measured on the artifact.
+
+Modules: ``tflite`` (conversion), ``compress`` (TFLite Micro LUT compression),
+``micro`` (the TFLite Micro interpreter on the host), ``verify``,
+``flatbuffer`` (reading any .tflite), ``report``, ``c_array`` (C sources),
+``artifact`` (saving), ``pipeline`` (``export`` itself).
+
+Example:
+    >>> from tfprune.deploy import inspect_flatbuffer
+    >>> inspect_flatbuffer("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite")["macs"] > 0
+    True
+"""
+
+from tfprune.deploy.artifact import Artifact, Report
+from tfprune.deploy.pipeline import TARGETS, export, inspect_flatbuffer
+
+__all__ = ["Artifact", "Report", "TARGETS", "export", "inspect_flatbuffer"]

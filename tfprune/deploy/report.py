@@ -1,0 +1,209 @@
+"""The report: what a flatbuffer costs on the device, measured on the flatbuffer.
+
+``report.json`` is a plain dict with a ``schema_version``. Keys and units:
+
+==========================  ==========================================================
+key                         meaning (unit)
+==========================  ==========================================================
+schema_version              integer, bumped when a key changes meaning
+tfprune_version             the tfprune that wrote it
+target                      ``cortex-m``, ``android``, ``android-lce`` or ``inspect``
+quantization, io            ``int8``/``float16``/``float32``/``binary``; I/O type
+flatbuffer_bytes            bytes of ``model.tflite`` (what the device stores)
+weight_bytes                bytes of every constant buffer: weights, biases, LUT
+                            indices and value tables
+macs                        multiply-accumulates per inference, from the graph
+operators                   distinct operators, in order of first use
+inputs, outputs             shape, dtype, scale, zero_point of each
+tflm                        ``arena_bytes`` (bytes TFLite Micro allocates) and
+                            ``ms_per_inference`` (milliseconds, on ``measured_on``,
+                            this host: compare only as ratios) or ``error``
+compression                 ``mode``, ``applied``, ``tensors`` (name, bits, bytes
+                            before/after) and ``uncompressed``: the same figures
+                            for the model without LUT compression
+flash                       ``arm-none-eabi-size`` of the compiled model array for
+                            Cortex-M4 (``text``, ``data``, ``bss`` bytes), or null
+layers                      per conv/dense layer: channels in/out, weights, zeros
+                            (``weight_sparsity`` = zeros / weights), MACs
+verification                ``samples``, ``reference``, ``top1_agreement`` (0-1),
+                            ``max_abs_diff`` (in ``unit``), ``accuracy`` (0-1 or null)
+==========================  ==========================================================
+
+Example:
+    >>> from pathlib import Path
+    >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+    >>> report = build_report(fb, target="inspect")
+    >>> report["flatbuffer_bytes"], report["tflm"]["arena_bytes"]
+    (98496, 55984)
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from tfprune import __version__
+from tfprune.deploy.flatbuffer import ModelInfo, read_model
+from tfprune.deploy.micro import MicroRunner
+
+SCHEMA_VERSION = 1
+
+
+def measure_micro(flatbuffer: bytes) -> dict[str, Any]:
+    """Arena bytes and host time per inference in TFLite Micro, or the reason it cannot run.
+
+    Example:
+        >>> measure_micro(b"not a model")["error"].startswith("TFLite Micro cannot load")
+        True
+    """
+    try:
+        runner = MicroRunner(flatbuffer)
+    except ValueError as error:
+        return {"error": str(error)}
+    return {
+        "arena_bytes": runner.arena_bytes,
+        "ms_per_inference": round(runner.seconds_per_inference(runner.zero_input()) * 1e3, 4),
+        "measured_on": f"this host: {platform.machine()}, TFLite Micro Python interpreter",
+    }
+
+
+def build_report(
+    flatbuffer: bytes,
+    *,
+    target: str,
+    quantization: str | None = None,
+    io: str | None = None,
+    compression: dict[str, Any] | None = None,
+    flash: dict[str, Any] | None = None,
+    verification: dict[str, Any] | None = None,
+    run_micro: bool = True,
+) -> dict[str, Any]:
+    """Measure ``flatbuffer`` and assemble the report dict (keys in the module docstring)."""
+    info = read_model(flatbuffer)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tfprune_version": __version__,
+        "target": target,
+        "quantization": quantization or _guess_quantization(info),
+        "io": io or info.inputs[0].dtype,
+        "flatbuffer_bytes": info.size_bytes,
+        "weight_bytes": info.weight_bytes,
+        "macs": info.macs,
+        "operators": list(info.op_names),
+        "inputs": [_tensor_entry(tensor) for tensor in info.inputs],
+        "outputs": [_tensor_entry(tensor) for tensor in info.outputs],
+        "tflm": measure_micro(flatbuffer) if run_micro else {"error": "not run: LCE models need LCE's runtime"},
+        "compression": compression,
+        "flash": flash,
+        "layers": [_layer_entry(layer) for layer in info.layers],
+        "verification": verification,
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as the table ``tfprune`` prints.
+
+    Example:
+        >>> from pathlib import Path
+        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> "98,496" in format_report(build_report(fb, target="inspect"))
+        True
+    """
+    lines = [f"tfprune report (schema {report['schema_version']}): target {report['target']}, "
+             f"{report['quantization']} weights, {report['io']} I/O"]
+    lines += _summary_lines(report)
+    lines += ["", _layer_table(report["layers"])]
+    return "\n".join(lines)
+
+
+def _summary_lines(report: dict[str, Any]) -> list[str]:
+    rows = [
+        ("flatbuffer", f"{report['flatbuffer_bytes']:,} B"),
+        ("weights (constant buffers)", f"{report['weight_bytes']:,} B"),
+        ("MACs per inference", f"{report['macs']:,}"),
+        ("operators", ", ".join(report["operators"])),
+    ]
+    rows += _micro_rows("TFLite Micro", report["tflm"])
+    compression = report.get("compression") or {}
+    if compression.get("uncompressed"):
+        before = compression["uncompressed"]
+        rows.append(("LUT compression", f"{len(compression['tensors'])} tensors; without it: "
+                     f"{before['flatbuffer_bytes']:,} B flatbuffer, {before['weight_bytes']:,} B weights"))
+        rows += _micro_rows("  without compression", before["tflm"])
+    elif compression:
+        rows.append(("LUT compression", f"not applied ({compression['reason']})"))
+    flash = report.get("flash")
+    if flash:
+        rows.append(("Cortex-M4 flash (model array)", f"{flash['text'] + flash['data']:,} B (arm-none-eabi-size)"))
+    verification = report.get("verification")
+    if verification:
+        rows.append(("verification", _verification_text(verification)))
+    for tensor, kind in [(report["inputs"][0], "input"), (report["outputs"][0], "output")]:
+        rows.append((kind, f"{tensor['dtype']} {tuple(tensor['shape'])} scale {tensor['scale']:.6g} "
+                     f"zero point {tensor['zero_point']}"))
+    width = max(len(name) for name, _ in rows)
+    return [f"  {name:<{width}}  {value}" for name, value in rows]
+
+
+def _micro_rows(label: str, tflm: dict[str, Any]) -> list[tuple[str, str]]:
+    if "error" in tflm:
+        return [(label, tflm["error"])]
+    return [
+        (f"{label} arena", f"{tflm['arena_bytes']:,} B"),
+        (f"{label} time", f"{tflm['ms_per_inference']:.3f} ms per inference ({tflm['measured_on']})"),
+    ]
+
+
+def _verification_text(verification: dict[str, Any]) -> str:
+    text = (f"{verification['samples']} samples vs {verification['reference']}: top-1 agreement "
+            f"{verification['top1_agreement']:.2%}, max |diff| {verification['max_abs_diff']:g} "
+            f"({verification['unit']})")
+    if verification.get("accuracy") is not None:
+        text += f", accuracy {verification['accuracy']:.2%}"
+    return text
+
+
+def _layer_table(layers: list[dict[str, Any]]) -> str:
+    header = f"  {'layer':<32} {'op':<18} {'in':>5} {'out':>5} {'weights':>9} {'sparsity':>8} {'MACs':>12}"
+    rows = [header]
+    for layer in layers:
+        sparsity = "-" if layer["weight_sparsity"] is None else f"{layer['weight_sparsity']:.1%}"
+        rows.append(f"  {layer['name'][-32:]:<32} {layer['op']:<18} {layer['input_channels']:>5} "
+                    f"{layer['output_channels']:>5} {layer['weights']:>9,} {sparsity:>8} {layer['macs']:>12,}")
+    return "\n".join(rows)
+
+
+def _tensor_entry(tensor: Any) -> dict[str, Any]:
+    return {
+        "name": tensor.name,
+        "shape": list(tensor.shape),
+        "dtype": tensor.dtype,
+        "scale": float(tensor.scales[0]) if tensor.scales else 1.0,
+        "zero_point": int(tensor.zero_points[0]) if tensor.zero_points else 0,
+    }
+
+
+def _layer_entry(layer: Any) -> dict[str, Any]:
+    zeros = layer.weight_zeros
+    return {
+        "name": layer.keras_name or layer.name,
+        "tensor": layer.name,
+        "op": layer.op,
+        "input_channels": layer.input_channels,
+        "output_channels": layer.output_channels,
+        "weights": layer.weight_count,
+        "weight_zeros": zeros,
+        "weight_sparsity": None if zeros is None or not layer.weight_count else round(zeros / layer.weight_count, 6),
+        "macs": layer.macs,
+    }
+
+
+def _guess_quantization(info: ModelInfo) -> str:
+    if any(op.startswith("Lce") for op in info.op_names):
+        return "binary"
+    kernel_types = {info.tensors[op.inputs[1]].dtype for op in info.operators
+                    if op.name in ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D") and len(op.inputs) > 1}
+    for kind in ("int8", "float16", "float32"):
+        if kind in kernel_types:
+            return kind
+    return "unknown"

@@ -1,0 +1,408 @@
+"""What every tfprune module asks of a Keras model: the bottom layer of the package.
+
+Validating a model (one clear error for Keras 3, subclassed or unsupported
+models), which layers are prunable and where their kernels live, and parsing
+samples (``x``, ``(x, y)``, ``tf.data``, an ``.npz`` path, an iterable of
+batches) all happen here and nowhere else. Keras internals that tfprune touches
+(larq's latent variables, wrappers) are read here too, so that a second Keras
+backend has one place to go. This module imports no other tfprune module.
+
+Example:
+    >>> import tensorflow as tf
+    >>> model = tf.keras.Sequential([tf.keras.Input((4, 4, 1)), tf.keras.layers.Conv2D(2, 3, name="c"),
+    ...     tf.keras.layers.Flatten(), tf.keras.layers.Dense(3, name="d")])
+    >>> check_keras_model(model)
+    >>> list(prunable_layers(model)), kernel(model.get_layer("c")).shape
+    (['c', 'd'], TensorShape([3, 3, 1, 2]))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+#: What :func:`is_prunable` accepts, in words, for error messages.
+PRUNABLE_TEXT = "Conv2D, DepthwiseConv2D, Dense and larq's QuantConv2D, QuantDepthwiseConv2D, QuantDense"
+
+
+def first_line(error: BaseException, width: int = 300) -> str:
+    """The first non-empty line of an error's text, at most ``width`` characters.
+
+    TensorFlow's errors run to pages; a user-facing message keeps one line of them.
+
+    Example:
+        >>> first_line(ValueError("\\n  the reason\\nmore detail"))
+        'the reason'
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:width] if lines else type(error).__name__
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+def load_model(path: str | os.PathLike) -> Any:
+    """Load a Keras 2 model from a ``.keras``/``.h5`` file or a SavedModel directory.
+
+    larq layers load too. Raises ``ValueError`` with one line for a missing file,
+    a flatbuffer, a Keras 3 file or anything that is not a Keras model.
+
+    Example:
+        >>> load_model("missing.keras")
+        Traceback (most recent call last):
+        ...
+        ValueError: missing.keras: no such file or directory
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or directory")
+    if path.is_file():
+        _check_model_file(path)
+    elif not (path / "saved_model.pb").exists():
+        raise ValueError(f"{path}: a directory but not a SavedModel (no saved_model.pb in it)")
+    import tensorflow as tf
+
+    import larq  # noqa: F401  (registers larq's layers and quantizers for loading)
+
+    try:
+        model = tf.keras.models.load_model(path, compile=False)
+    except Exception as error:  # the loader's errors are long and deep; keep one line
+        raise ValueError(f"{path}: could not be loaded as a Keras model ({first_line(error)})") from None
+    check_keras_model(model)
+    return model
+
+
+def _check_model_file(path: Path) -> None:
+    head = path.read_bytes()[:8]
+    if head[4:8] == b"TFL3":
+        raise ValueError(f"{path}: already a TFLite flatbuffer; use `tfprune inspect {path}` to read it")
+    if zipfile.is_zipfile(path):
+        version = _keras_file_version(path)
+        if version.startswith("3"):
+            raise ValueError(
+                f"{path}: saved by Keras {version}; tfprune needs a Keras 2 model (tf.keras in "
+                "TensorFlow 2.15): re-save it with tf.keras as .keras or .h5"
+            )
+        return
+    if head[:8] == b"\x89HDF\r\n\x1a\n":
+        return
+    raise ValueError(f"{path}: not a Keras model (.keras or .h5) nor a SavedModel directory")
+
+
+def _keras_file_version(path: Path) -> str:
+    with zipfile.ZipFile(path) as archive:
+        if "metadata.json" not in archive.namelist():
+            raise ValueError(f"{path}: a zip file but not a .keras model (no metadata.json)")
+        return str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
+
+
+def check_keras_model(model: Any) -> None:
+    """Raise ``TypeError`` unless ``model`` is a Keras 2 Sequential or functional model.
+
+    Subclassed models have no layer graph to prune or cut, and Keras 3 models
+    cannot be converted by TensorFlow 2.15's converter.
+
+    Example:
+        >>> check_keras_model("not a model")
+        Traceback (most recent call last):
+        ...
+        TypeError: expected a tf.keras (Keras 2) model, got str
+    """
+    import tensorflow as tf
+
+    if not isinstance(model, tf.keras.Model):
+        origin = type(model).__module__.split(".")[0]
+        hint = " (a Keras 3 model: rebuild it with tf.keras in TensorFlow 2.15)" if origin == "keras" else ""
+        raise TypeError(f"expected a tf.keras (Keras 2) model, got {type(model).__name__}{hint}")
+    if not (isinstance(model, tf.keras.Sequential) or getattr(model, "_is_graph_network", False)):
+        raise TypeError(
+            f"model {model.name!r} is a subclassed Keras model ({type(model).__name__}); "
+            "tfprune needs a Sequential or functional model: rebuild it with tf.keras.Input and layer calls"
+        )
+    if len(model.inputs) != 1:
+        raise TypeError(f"model {model.name!r} has {len(model.inputs)} inputs; tfprune exports single-input models")
+
+
+def model_sample_shape(model: Any) -> tuple[int, ...]:
+    """The shape of one input sample, without the batch axis.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model_sample_shape(tf.keras.Sequential([tf.keras.Input((4, 2)), tf.keras.layers.Dense(1)]))
+        (4, 2)
+    """
+    shape = tuple(model.inputs[0].shape[1:])
+    if any(dim is None for dim in shape):
+        raise ValueError(f"model {model.name!r} has an input of unknown size {shape}; give it a fixed input shape")
+    return tuple(int(dim) for dim in shape)
+
+
+# --- prunable layers and their kernels ---------------------------------------------------------
+
+
+def is_prunable(layer: Any) -> bool:
+    """Whether tfprune prunes ``layer``: Conv2D, DepthwiseConv2D, Dense and their larq versions.
+
+    Transposed convolutions are not (Keras stores their kernel as
+    ``(h, w, out, in)``), nor are separable ones (build them as DepthwiseConv2D
+    plus a 1x1 Conv2D). A wrapper is not; its inner layer may be (see
+    :func:`inner_layer`).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> is_prunable(tf.keras.layers.Conv2D(4, 3)), is_prunable(tf.keras.layers.Flatten())
+        (True, False)
+    """
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    if isinstance(layer, layers.Conv2DTranspose):
+        return False
+    return isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense))
+
+
+def is_depthwise(layer: Any) -> bool:
+    """Whether ``layer`` is a depthwise convolution (its kernel is ``(h, w, channels, multiplier)``).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> is_depthwise(tf.keras.layers.DepthwiseConv2D(3)), is_depthwise(tf.keras.layers.Conv2D(2, 3))
+        (True, False)
+    """
+    import tensorflow as tf
+
+    return isinstance(layer, tf.keras.layers.DepthwiseConv2D)
+
+
+def inner_layer(layer: Any) -> Any:
+    """The layer a ``tf.keras.layers.Wrapper`` (such as ``MaskedLayer``) wraps, else ``layer``.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> inner_layer(tf.keras.layers.Dense(2)).__class__.__name__
+        'Dense'
+    """
+    import tensorflow as tf
+
+    while isinstance(layer, tf.keras.layers.Wrapper) and not isinstance(
+            layer, (tf.keras.layers.TimeDistributed, tf.keras.layers.Bidirectional)):
+        layer = layer.layer
+    return layer
+
+
+def prunable_layers(model: Any) -> dict[str, Any]:
+    """The prunable layers, by name, in model order (nested models included).
+
+    A wrapped layer (``tf.keras.layers.Wrapper``) is listed under the wrapper's
+    name with its inner layer as value, because the inner layer holds the kernel.
+    Raises ``ValueError`` when the model has none.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((4, 4, 1)), tf.keras.layers.Conv2D(2, 3, name="c"),
+        ...     tf.keras.layers.Flatten(), tf.keras.layers.Dense(3, name="d")])
+        >>> list(prunable_layers(model))
+        ['c', 'd']
+    """
+    check_keras_model(model)
+    found: dict[str, Any] = {}
+    _collect_prunable(model, found)
+    if not found:
+        raise ValueError(f"model {model.name!r} has no prunable layer ({PRUNABLE_TEXT}): there is nothing to prune")
+    return found
+
+
+def _collect_prunable(model: Any, found: dict[str, Any]) -> None:
+    import tensorflow as tf
+
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.Model):
+            _collect_prunable(layer, found)
+            continue
+        inner = inner_layer(layer)
+        if not is_prunable(inner):
+            continue
+        if layer.name in found:
+            raise ValueError(f"two prunable layers are named {layer.name!r}; give every layer a unique name")
+        if not inner.built:
+            raise ValueError(f"layer {layer.name!r} is not built; call the model once or give it an Input first")
+        found[layer.name] = inner
+
+
+def kernel_attribute(layer: Any) -> str:
+    """The name of the attribute that holds a prunable layer's kernel.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> kernel_attribute(tf.keras.layers.DepthwiseConv2D(3)), kernel_attribute(tf.keras.layers.Dense(2))
+        ('depthwise_kernel', 'kernel')
+    """
+    return "depthwise_kernel" if is_depthwise(layer) else "kernel"
+
+
+def kernel(layer: Any) -> Any:
+    """The kernel variable of a prunable layer (larq's ``QuantizedVariable`` for larq layers).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> layer = tf.keras.layers.Dense(2); layer.build((None, 3))
+        >>> kernel(layer).shape
+        TensorShape([3, 2])
+    """
+    return getattr(layer, kernel_attribute(layer))
+
+
+def kernels(model: Any) -> dict[str, Any]:
+    """The kernel variable of every prunable layer, by layer name (see :func:`prunable_layers`).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(3, name="fc")])
+        >>> {name: tuple(k.shape) for name, k in kernels(model).items()}
+        {'fc': (4, 3)}
+    """
+    return {name: kernel(layer) for name, layer in prunable_layers(model).items()}
+
+
+def latent_variable(variable: Any) -> Any:
+    """The stored variable behind larq's ``QuantizedVariable`` (the variable itself otherwise).
+
+    larq 0.14 wraps a quantized layer's kernel; constraints and assignments go to
+    the latent variable it holds.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> v = tf.Variable(1.0)
+        >>> latent_variable(v) is v
+        True
+    """
+    return getattr(variable, "latent_variable", variable)
+
+
+def is_larq_layer(layer: Any) -> bool:
+    """Whether ``layer`` comes from larq (its quantized layers binarize inputs or weights).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> is_larq_layer(tf.keras.layers.Dense(2))
+        False
+    """
+    return type(layer).__module__.startswith("larq")
+
+
+def has_larq_layers(model: Any) -> bool:
+    """Whether any layer of ``model`` (nested ones included) comes from larq.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> has_larq_layers(tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)]))
+        False
+    """
+    return any(is_larq_layer(layer) for layer in model.submodules)
+
+
+# --- samples -----------------------------------------------------------------------------------
+
+
+def labelled_samples(
+    data: Any, sample_shape: tuple[int, ...], limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Samples as float32 ``(n, *sample_shape)`` and their labels when the data has them.
+
+    Accepts what :func:`representative_array` accepts; an ``.npz`` gives labels
+    from its array ``y``.
+
+    Example:
+        >>> x, y = labelled_samples((np.zeros((3, 2)), np.arange(3)), (2,))
+        >>> x.shape, y.tolist()
+        ((3, 2), [0, 1, 2])
+    """
+    labels = None
+    if isinstance(data, (str, os.PathLike)):
+        data, labels = load_npz_samples(data), _npz_labels(data)
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
+        data, labels = data
+    if isinstance(data, np.ndarray):
+        samples = _check_samples(data[:limit], sample_shape)
+        labels = None if labels is None else np.asarray(labels)[:limit]
+    else:
+        samples, labels = _collect_batches(data, sample_shape, limit)
+    if len(samples) == 0:
+        raise ValueError("the data is empty; give at least one sample")
+    if labels is not None and len(labels) != len(samples):
+        raise ValueError(f"{len(samples)} samples but {len(labels)} labels; give one label per sample")
+    if labels is not None and labels.ndim > 1:  # one-hot -> class index
+        labels = labels.reshape(len(labels), -1).argmax(-1)
+    return samples.astype(np.float32), labels
+
+
+def load_npz_samples(path: str | os.PathLike, key: str = "x") -> np.ndarray:
+    """Read the samples of an ``.npz``: its array ``key`` or, failing that, its only array.
+
+    Example:
+        >>> load_npz_samples("nothing.npz")
+        Traceback (most recent call last):
+        ...
+        ValueError: nothing.npz: no such file
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as error:
+        raise ValueError(f"{path}: not a NumPy .npz file ({first_line(error)})") from None
+    if not hasattr(archive, "files"):
+        return archive
+    if key in archive.files:
+        return archive[key]
+    if len(archive.files) == 1:
+        return archive[archive.files[0]]
+    raise ValueError(f"{path}: holds arrays {archive.files}; name the samples array {key!r}")
+
+
+def _npz_labels(path: str | os.PathLike) -> np.ndarray | None:
+    with np.load(path, allow_pickle=False) as archive:
+        return archive["y"] if "y" in archive.files else None
+
+
+def _collect_batches(
+    data: Iterable[Any], sample_shape: tuple[int, ...], limit: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    if not hasattr(data, "__iter__"):
+        raise TypeError(
+            f"data must be an array, an (x, y) tuple, a tf.data.Dataset or an .npz path, got {type(data).__name__}"
+        )
+    samples: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    for element in data:
+        x, y = (element[0], element[1]) if isinstance(element, (tuple, list)) else (element, None)
+        x = np.asarray(x)
+        single = x.shape == sample_shape
+        samples.append(_check_samples(x[None] if single else x, sample_shape))
+        if y is not None:
+            labels.append(np.atleast_1d(np.asarray(y)) if single else np.asarray(y))
+        if limit is not None and sum(map(len, samples)) >= limit:
+            break
+    if not samples:
+        return np.zeros((0, *sample_shape), np.float32), None
+    return np.concatenate(samples)[:limit], (np.concatenate(labels)[:limit] if labels else None)
+
+
+def _check_samples(samples: np.ndarray, sample_shape: tuple[int, ...]) -> np.ndarray:
+    samples = np.asarray(samples)
+    if samples.dtype.kind not in "fiub":
+        raise ValueError(f"representative data has dtype {samples.dtype}; it must be numeric (float or integer pixels)")
+    if samples.shape[1:] != sample_shape:
+        raise ValueError(
+            f"representative data has samples of shape {samples.shape[1:]} but the model takes {sample_shape}: "
+            "give an array (N, *input_shape) or x/(x, y) batches"
+        )
+    if samples.dtype.kind == "f" and not np.all(np.isfinite(samples)):
+        raise ValueError("representative data contains NaN or infinite values")
+    return samples
