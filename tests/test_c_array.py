@@ -179,7 +179,7 @@ def test_ops_tflite_micro_lacks_raise_naming_them(flatbuffer):
 def test_op_names_must_match_the_flatbuffer(flatbuffer):
     with pytest.raises(ValueError, match="do not match"):
         _sources(flatbuffer, op_names=["CONV_2D", "MEAN", "FULLY_CONNECTED"])
-    with pytest.raises(ValueError, match="not a TFLite model"):
+    with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
         _sources(b"\x00" * 64, op_names=["CONV_2D"])
 
 

@@ -282,9 +282,9 @@ def test_shared_buffer_is_skipped_with_reason(binary_cnn):
 @pytest.mark.parametrize(
     "data, error",
     [
-        (b"definitely not a model", "not a TFLite model"),
+        (b"definitely not a model", "not a TFLite flatbuffer"),
         (b"\x10\x00\x00\x00TFL3" + bytes(range(200)), "cannot be parsed"),
-        (b"", "not a TFLite model"),
+        (b"", "not a TFLite flatbuffer"),
     ],
 )
 def test_garbage_bytes_raise_clear_value_error(data, error):

@@ -30,14 +30,13 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Callable
 
 import numpy as np
 
 from tfprune.core.count import prunable_kernels
-from tfprune.keras_model import check_keras_model
+from tfprune.keras_model import check_keras_model, fit_arguments
 
 #: Centroid initializations offered for :func:`tfmot_cluster`.
 CLUSTER_INITS = ("kmeans++", "linear")
@@ -105,7 +104,7 @@ def tfmot_magnitude(
             f"need 0 <= initial_sparsity <= target_sparsity < 1, got {initial_sparsity} and {target_sparsity}"
         )
     _check_positive_int(epochs, "epochs")
-    fit_args, steps_per_epoch = _fit_inputs(data, batch_size)
+    fit_args, steps_per_epoch = fit_arguments(data, batch_size)
     total_steps = None if steps_per_epoch is None else steps_per_epoch * epochs
     end_step, frequency = _schedule_steps(begin_step, end_step, frequency, total_steps)
 
@@ -189,7 +188,7 @@ def tfmot_cluster(
     if init not in CLUSTER_INITS:
         raise ValueError(f"init must be one of {CLUSTER_INITS}, got {init!r}")
     _check_positive_int(epochs, "epochs")
-    fit_args, _ = _fit_inputs(data, batch_size)
+    fit_args, _ = fit_arguments(data, batch_size)
 
     import tensorflow as tf
 
@@ -309,25 +308,6 @@ def _wrap_layers(model: Any, selected: Callable[[Any], bool], wrap: Callable[[An
     # reusing the copy's own layer objects keeps their trained weights (BatchNorm
     # statistics included); Keras' default clone would re-initialize them
     return tf.keras.models.clone_model(model, clone_function=lambda layer: wrap(layer) if selected(layer) else layer)
-
-
-def _fit_inputs(data: Any, batch_size: int) -> tuple[dict[str, Any], int | None]:
-    """Keras ``fit`` arguments for ``data`` and its steps per epoch (None when unknown)."""
-    import tensorflow as tf
-
-    _check_positive_int(batch_size, "batch_size")
-    if isinstance(data, tf.data.Dataset):
-        spec = data.element_spec
-        if not (isinstance(spec, tuple) and len(spec) == 2):
-            raise ValueError("data must be a tf.data of (x, y) batches; this one yields single elements")
-        steps = int(data.cardinality())
-        return {"x": data}, steps if steps >= 0 else None
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        x, y = np.asarray(data[0]), np.asarray(data[1])
-        if len(x) == 0 or len(x) != len(y):
-            raise ValueError(f"data must be (x, y) with as many labels as samples, got {len(x)} and {len(y)}")
-        return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}, math.ceil(len(x) / batch_size)
-    raise TypeError(f"data must be (x, y) arrays or a tf.data of (x, y) batches, got {type(data).__name__}")
 
 
 def _schedule_steps(

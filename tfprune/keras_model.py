@@ -406,3 +406,35 @@ def _check_samples(samples: np.ndarray, sample_shape: tuple[int, ...]) -> np.nda
     if samples.dtype.kind == "f" and not np.all(np.isfinite(samples)):
         raise ValueError("representative data contains NaN or infinite values")
     return samples
+
+
+def fit_arguments(data: Any, batch_size: int = 32) -> tuple[dict[str, Any], int | None]:
+    """Keras ``fit`` arguments for labelled training ``data`` and its steps per epoch (None when unknown).
+
+    ``data`` is ``(x, y)`` arrays (shuffled in batches of ``batch_size``) or a
+    ``tf.data.Dataset`` of ``(x, y)`` batches, passed through as it is so that
+    its own shuffling and augmentation stay.
+
+    Example:
+        >>> arguments, steps = fit_arguments((np.zeros((10, 3)), np.zeros(10)), batch_size=4)
+        >>> sorted(arguments), steps
+        (['batch_size', 'shuffle', 'x', 'y'], 3)
+    """
+    import math
+
+    import tensorflow as tf
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        if not (isinstance(spec, tuple) and len(spec) == 2):
+            raise ValueError("data must be a tf.data of (x, y) batches; this one yields single elements")
+        steps = int(data.cardinality())
+        return {"x": data}, steps if steps >= 0 else None
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = np.asarray(data[0]), np.asarray(data[1])
+        if len(x) == 0 or len(x) != len(y):
+            raise ValueError(f"data must be (x, y) with as many labels as samples, got {len(x)} and {len(y)}")
+        return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}, math.ceil(len(x) / batch_size)
+    raise TypeError(f"data must be (x, y) arrays or a tf.data of (x, y) batches, got {type(data).__name__}")

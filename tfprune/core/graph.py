@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from tfprune.keras_model import check_keras_model
+from tfprune.keras_model import check_keras_model, inner_layer
 
 #: What the analysis understands, by role (the names are tf.keras and larq class names).
 SUPPORTED_LAYERS: dict[str, tuple[str, ...]] = {
@@ -177,22 +177,6 @@ def group_of(model: Any, layer_name: str) -> list[ChannelGroup]:
                          "name a convolution or dense layer")
     found = [g for g in analysis.groups() if g.channels(layer_name)]
     return sorted(found, key=lambda g: g.channels(layer_name)[0])
-
-
-def inner_layer(layer: Any) -> Any:
-    """The layer a ``tf.keras.layers.Wrapper`` (such as ``MaskedLayer``) wraps, else ``layer``.
-
-    Example:
-        >>> import tensorflow as tf
-        >>> inner_layer(tf.keras.layers.Dense(2)).__class__.__name__
-        'Dense'
-    """
-    import tensorflow as tf
-
-    while isinstance(layer, tf.keras.layers.Wrapper) and not isinstance(
-            layer, (tf.keras.layers.TimeDistributed, tf.keras.layers.Bidirectional)):
-        layer = layer.layer
-    return layer
 
 
 # ---------------------------------------------------------------------------------------------

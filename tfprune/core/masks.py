@@ -62,30 +62,16 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfprune.keras_model import check_keras_model, kernel_attribute, latent_variable
+from tfprune.keras_model import PRUNABLE_TEXT, check_keras_model, is_prunable, kernel_attribute, latent_variable
 
 DEFAULT_SOURCE = "default"
 _SOURCE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_SUPPORTED_TEXT = "Conv2D, DepthwiseConv2D, Dense and larq's QuantConv2D, QuantDepthwiseConv2D, QuantDense"
-
-
-def is_maskable(layer: Any) -> bool:
-    """Whether ``MaskedLayer`` can wrap ``layer`` (transposed and separable convolutions cannot).
-
-    Example:
-        >>> is_maskable(tf.keras.layers.Conv2D(4, 3)), is_maskable(tf.keras.layers.Flatten())
-        (True, False)
-    """
-    layers = tf.keras.layers
-    if isinstance(layer, layers.Conv2DTranspose):
-        return False
-    return isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense))
 
 
 def _check_maskable(layer: Any) -> None:
-    if not is_maskable(layer):
+    if not is_prunable(layer):
         raise TypeError(f"layer {getattr(layer, 'name', layer)!r} is a {type(layer).__name__}; "
-                        f"tfprune masks {_SUPPORTED_TEXT}")
+                        f"tfprune masks {PRUNABLE_TEXT}")
 
 
 def _check_sources(sources: Any) -> tuple[str, ...]:
@@ -567,7 +553,7 @@ def sparsity_table(model: Any) -> list[dict[str, Any]]:
     for layer in model.layers:
         if isinstance(layer, MaskedLayer):
             inner, kernel, keep, sources = layer.layer, layer.effective_kernel(), layer.get_channel_mask(), layer.sources
-        elif is_maskable(layer):
+        elif is_prunable(layer):
             inner, kernel, sources = layer, effective_kernel(layer), ()
             keep = np.ones(_output_channels(kernel.shape, isinstance(layer, tf.keras.layers.DepthwiseConv2D)), bool)
         else:
@@ -614,7 +600,7 @@ def _check_flat(model: Any) -> None:
 
 
 def _chosen_layers(model: Any, layers: LayerSelection) -> set[str]:
-    maskable = [layer for layer in model.layers if is_maskable(layer) or isinstance(layer, MaskedLayer)]
+    maskable = [layer for layer in model.layers if is_prunable(layer) or isinstance(layer, MaskedLayer)]
     valid = [layer.name for layer in maskable]
     if layers is None:
         chosen = set(valid)
@@ -717,3 +703,14 @@ def has_masks(model: Any) -> bool:
         (False, True)
     """
     return any(isinstance(layer, (MaskedLayer, ChannelGate)) for layer in model.layers)
+
+
+def __getattr__(name: str) -> Any:
+    # one release of the old name: which layers can be masked is keras_model.is_prunable
+    if name == "is_maskable":
+        import warnings
+
+        warnings.warn("tfprune.core.masks.is_maskable is tfprune.keras_model.is_prunable", DeprecationWarning,
+                      stacklevel=2)
+        return is_prunable
+    raise AttributeError(f"module 'tfprune.core.masks' has no attribute {name!r}")

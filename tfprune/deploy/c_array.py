@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from tfprune.deploy.flatbuffer import check_flatbuffer
+
 #: Bytes every array, arena and flash figure is aligned to: TFLite Micro reads
 #: weights in place from the array and wants 16-byte aligned tensor buffers.
 ALIGNMENT = 16
@@ -199,7 +201,7 @@ def model_op_names(flatbuffer: bytes) -> list[str]:
     """
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    _check_flatbuffer(flatbuffer)
+    check_flatbuffer(flatbuffer)
     names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
     model = schema.Model.GetRootAs(bytes(flatbuffer), 0)
     seen: list[str] = []
@@ -252,7 +254,7 @@ def c_sources(
         >>> "constexpr unsigned int kTensorArenaSize = 61584;" in files["model_data.h"]
         True
     """
-    _check_flatbuffer(flatbuffer)
+    check_flatbuffer(flatbuffer)
     _check_c_name(variable)
     if not isinstance(preprocessing, str):
         raise TypeError(f"preprocessing must be a string describing the input, not {type(preprocessing).__name__}")
@@ -327,14 +329,6 @@ def _parse_size(output: str) -> dict[str, int]:
     # Berkeley format: a header line, then "text data bss dec hex filename".
     text, data, bss = (int(field) for field in output.strip().splitlines()[-1].split()[:3])
     return {"text": text, "data": data, "bss": bss, "flash": text + data}
-
-
-def _check_flatbuffer(flatbuffer: bytes) -> None:
-    if not isinstance(flatbuffer, (bytes, bytearray, memoryview)):
-        raise TypeError(f"flatbuffer must be bytes, not {type(flatbuffer).__name__}")
-    # Every TFLite flatbuffer carries the file identifier "TFL3" at offset 4.
-    if len(flatbuffer) < 8 or bytes(flatbuffer[4:8]) != b"TFL3":
-        raise ValueError("flatbuffer is not a TFLite model (no 'TFL3' identifier at byte 4)")
 
 
 def _check_c_name(name: str) -> None:

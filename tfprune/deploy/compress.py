@@ -63,6 +63,8 @@ from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
+from tfprune.deploy.flatbuffer import DECODE_HEADER_BYTES, check_flatbuffer, constant_bytes
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from tflite_micro.tensorflow.lite.micro.compression import model_editor
 
@@ -74,7 +76,6 @@ __all__ = [
     "CompressionResult",
     "LutCandidate",
     "SkippedTensor",
-    "constant_bytes",
     "find_lut_candidates",
     "index_bits",
     "lut_compress",
@@ -92,8 +93,6 @@ LUT_OPERATORS: dict[str, int] = {
 # DecodeStateLut::kMaxBitWidth and LutAncillaryData.MAX_BITWIDTH in tflite-micro.
 MAX_INDEX_BITS = 7
 MAX_VALUES = 1 << MAX_INDEX_BITS
-# DECODE Common Metadata header that precedes the value tables.
-_DCM_BYTES = 16
 _DECODE_OP = "TFLM_DECODE"
 _MODES = ("auto", "lut", "off")
 
@@ -262,7 +261,7 @@ def find_lut_candidates(flatbuffer: Flatbuffer, max_values: int = 16) -> list[Lu
         >>> find_lut_candidates(b"TFL3")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: flatbuffer is not a TFLite model: ...
+        ValueError: not a TFLite flatbuffer: ...
     """
     model = _read_model(flatbuffer)
     candidates, _ = _scan(model, _check_max_values(max_values))
@@ -287,7 +286,7 @@ def lut_compress(
         >>> lut_compress(b"\\x00" * 64, mode="auto")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: flatbuffer is not a TFLite model: ...
+        ValueError: not a TFLite flatbuffer: ...
         >>> lut_compress(b"", mode="zip")
         Traceback (most recent call last):
         ...
@@ -296,7 +295,7 @@ def lut_compress(
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, _MODES))}; got {mode!r}")
     max_values = _check_max_values(max_values)
-    data = _as_bytes(flatbuffer)
+    data = check_flatbuffer(flatbuffer)
     model = _read_model(data)
     unchanged = _unchanged_result(data, model, mode)
     if mode == "off":
@@ -322,55 +321,23 @@ def lut_compress(
     return result
 
 
-def constant_bytes(flatbuffer: Flatbuffer) -> int:
-    """Bytes of all constant tensor data (each shared buffer counted once).
-
-    This is the weight payload: filters, biases, and after compression the
-    packed indices and value tables; the rest of the file is graph structure.
-
-    Example:
-        >>> constant_bytes(open("build/model.tflite", "rb").read())  # doctest: +SKIP
-        5600
-        >>> constant_bytes(b"garbage")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        ValueError: flatbuffer is not a TFLite model: ...
-    """
-    return _constant_bytes(_read_model(flatbuffer))
-
-
 # ---------------------------------------------------------------- internals
 
 
-def _as_bytes(flatbuffer: object) -> bytes:
-    if isinstance(flatbuffer, (bytes, bytearray, memoryview)):
-        return bytes(flatbuffer)
-    raise TypeError(
-        "flatbuffer must be the model's bytes (e.g. open('model.tflite', 'rb').read()), "
-        f"got {type(flatbuffer).__name__}"
-    )
-
-
 def _read_model(flatbuffer: object) -> "model_editor.Model":
-    data = _as_bytes(flatbuffer)
-    # Bytes 4-7 are the schema's file identifier; checking it first turns most
-    # wrong inputs into a clear message instead of a flatbuffers IndexError.
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ValueError(
-            f"flatbuffer is not a TFLite model: {len(data)} bytes without the 'TFL3' "
-            "identifier at bytes 4-7; pass the bytes of a .tflite file"
-        )
+    # the identifier check first turns most wrong inputs into one clear line, not a flatbuffers IndexError
+    data = check_flatbuffer(flatbuffer)
     from tflite_micro.tensorflow.lite.micro.compression import model_editor
 
     try:
         model = model_editor.read(data)
     except Exception as exc:  # the flatbuffers reader raises anything on bad offsets
         raise ValueError(
-            f"flatbuffer is not a TFLite model: it has the 'TFL3' identifier but cannot "
+            f"not a TFLite flatbuffer: it has the 'TFL3' identifier but cannot "
             f"be parsed ({type(exc).__name__}: {exc})"
         ) from None
     if not model.subgraphs:
-        raise ValueError("flatbuffer is not a TFLite model: it has no subgraphs")
+        raise ValueError("not a usable TFLite flatbuffer: it has no subgraphs")
     return model
 
 
@@ -385,19 +352,8 @@ def _check_max_values(max_values: object) -> int:
     return int(max_values)
 
 
-def _constant_bytes(model: "model_editor.Model") -> int:
-    from tflite_micro.tensorflow.lite.micro.compression import model_editor
-
-    buffers = {
-        id(t.buffer): len(t.buffer.data)
-        for t in model_editor.iter_tensors(model)
-        if t.buffer is not None and not t.is_variable
-    }
-    return sum(buffers.values())
-
-
 def _unchanged_result(data: bytes, model: "model_editor.Model", mode: str):
-    payload = _constant_bytes(model)
+    payload = constant_bytes(data)
 
     def make(note: str, skipped: tuple[SkippedTensor, ...] = ()) -> CompressionResult:
         return CompressionResult(
@@ -459,7 +415,7 @@ def _distinct_per_table(array: np.ndarray, axis: Optional[int]) -> int:
 
 
 def _lut_bytes(elements: int, tables: int, stride: int, bits: int) -> int:
-    return math.ceil(elements * bits / 8) + _DCM_BYTES + tables * stride
+    return math.ceil(elements * bits / 8) + DECODE_HEADER_BYTES + tables * stride
 
 
 def _candidate(
@@ -641,7 +597,7 @@ def _describe(
         ))
     return CompressionResult(
         flatbuffer=compressed, tensors=tuple(done), bytes_before=len(data),
-        bytes_after=len(compressed), constant_bytes_before=_constant_bytes(model),
-        constant_bytes_after=_constant_bytes(out_model), skipped=tuple(skipped + dropped),
+        bytes_after=len(compressed), constant_bytes_before=constant_bytes(data),
+        constant_bytes_after=constant_bytes(compressed), skipped=tuple(skipped + dropped),
         mode=mode, note="" if done else "TFLM's compressor compressed nothing",
     )

@@ -63,7 +63,8 @@ _LAYER_OPS = {
 # TFLite Micro registers DECODE as a custom operator under this code.
 _DECODE_CUSTOM_CODE = "TFLM_DECODE"
 _LUT_DECODE_TYPE = 0
-_DCM_BYTES = 16  # DECODE Common Metadata header that starts each ancillary tensor
+#: The DECODE Common Metadata header that starts each DECODE ancillary tensor (TFLite Micro).
+DECODE_HEADER_BYTES = 16
 _LUT_PER_TENSOR_AXIS = 0xF
 _LCE_WORD_BITS = 32  # LCE packs binary filters along input channels into int32 words
 
@@ -223,7 +224,7 @@ def read_model(flatbuffer: bytes | bytearray | memoryview) -> ModelInfo:
         ...
         ValueError: not a TFLite flatbuffer: file identifier is b'nite', expected b'TFL3'
     """
-    data = bytes(flatbuffer)
+    data = check_flatbuffer(flatbuffer)
     model = _parse(data)
     try:
         return _describe(model, data)
@@ -232,13 +233,52 @@ def read_model(flatbuffer: bytes | bytearray | memoryview) -> ModelInfo:
         raise ValueError(f"malformed TFLite flatbuffer: {_one_line(error)}") from None
 
 
+def check_flatbuffer(flatbuffer: bytes | bytearray | memoryview) -> bytes:
+    """The bytes of ``flatbuffer`` when they start like a TFLite model; ``ValueError`` otherwise.
+
+    Every reader of flatbuffers in tfprune checks its input here first, so a
+    wrong input gets the same one line whichever reader it reaches.
+
+    Example:
+        >>> check_flatbuffer(b"short")
+        Traceback (most recent call last):
+        ...
+        ValueError: not a TFLite flatbuffer: 5 bytes is too short for a flatbuffer header
+    """
+    if not isinstance(flatbuffer, (bytes, bytearray, memoryview)):
+        raise TypeError("a flatbuffer must be the model's bytes (e.g. open('model.tflite', 'rb').read()), "
+                        f"got {type(flatbuffer).__name__}")
+    data = bytes(flatbuffer)
+    if len(data) < 8:
+        raise ValueError(f"not a TFLite flatbuffer: {len(data)} bytes is too short for a flatbuffer header")
+    if data[4:8] != b"TFL3":
+        raise ValueError(f"not a TFLite flatbuffer: file identifier is {data[4:8]!r}, expected b'TFL3'")
+    return data
+
+
+def constant_bytes(flatbuffer: bytes | bytearray | memoryview) -> int:
+    """Bytes of all constant tensor data, each shared buffer counted once (``ModelInfo.weight_bytes``).
+
+    This is the weight payload: filters, biases, and after compression the
+    packed indices and value tables; the rest of the file is graph structure.
+
+    Example:
+        >>> constant_bytes(b"garbage")
+        Traceback (most recent call last):
+        ...
+        ValueError: not a TFLite flatbuffer: file identifier is b'age', expected b'TFL3'
+    """
+    return read_model(flatbuffer).weight_bytes
+
+
 def read_model_file(path: Any) -> ModelInfo:
     """``read_model`` on the bytes of a file (``str`` or ``os.PathLike``).
 
     Example:
-        >>> info = read_model_file("/work/shared/data/mlperf_tiny/pretrainedResnet.tflite")  # doctest: +SKIP
-        >>> info.inputs[0].dtype  # doctest: +SKIP
-        'float32'
+        >>> read_model_file("missing.tflite")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: [Errno 2] No such file or directory: 'missing.tflite'
     """
     with open(path, "rb") as handle:
         return read_model(handle.read())
@@ -287,10 +327,7 @@ def _enum_names(enum_name: str) -> dict[int, str]:
 
 
 def _parse(data: bytes) -> Any:
-    if len(data) < 8:
-        raise ValueError(f"not a TFLite flatbuffer: {len(data)} bytes is too short for a flatbuffer header")
-    if data[4:8] != b"TFL3":
-        raise ValueError(f"not a TFLite flatbuffer: file identifier is {data[4:8]!r}, expected b'TFL3'")
+    check_flatbuffer(data)
     try:
         model = _schema().ModelT.InitFromPackedBuf(data, 0)
     except Exception as error:  # the generated parser raises whatever struct/numpy raise
@@ -525,7 +562,7 @@ def _decode_lut(encoded: np.ndarray, ancillary: np.ndarray, out: TensorInfo) -> 
     elements of the output dtype per channel. Indices are packed MSB first in
     the row-major order of the output shape.
     """
-    if ancillary.size < _DCM_BYTES or ancillary[0] != _LUT_DECODE_TYPE or ancillary[4] != 1:
+    if ancillary.size < DECODE_HEADER_BYTES or ancillary[0] != _LUT_DECODE_TYPE or ancillary[4] != 1:
         return None
     if out.dtype not in _NUMPY_DTYPES or out.dtype == "bool":
         return None
@@ -537,7 +574,7 @@ def _decode_lut(encoded: np.ndarray, ancillary: np.ndarray, out: TensorInfo) -> 
     indices = bits @ (1 << np.arange(bitwidth - 1, -1, -1, dtype=np.int64))
     channels = 1 if axis == _LUT_PER_TENSOR_AXIS else (out.shape[axis] if axis < len(out.shape) else 0)
     dtype = np.dtype(out.dtype).newbyteorder("<")
-    tables_bytes = ancillary[_DCM_BYTES:].tobytes()
+    tables_bytes = ancillary[DECODE_HEADER_BYTES:].tobytes()
     if not channels or indices.max(initial=0) >= stride or len(tables_bytes) < channels * stride * dtype.itemsize:
         return None
     tables = np.frombuffer(tables_bytes, dtype, count=channels * stride).reshape(channels, stride)

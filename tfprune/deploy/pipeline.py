@@ -26,6 +26,7 @@ import numpy as np
 from tfprune import keras_model
 from tfprune.core.surgery import without_masks
 from tfprune.deploy import c_array, compress, tflite
+from tfprune.deploy.c_array import ARENA_MARGIN
 from tfprune.deploy.artifact import Artifact, Report, as_json_ready
 from tfprune.deploy.flatbuffer import read_model
 from tfprune.deploy.report import build_report
@@ -35,7 +36,6 @@ TARGETS = ("cortex-m", "android", "android-lce")
 COMPRESS_MODES = ("auto", "off", "lut")
 
 #: Extra arena on top of TFLite Micro's measured need; see :mod:`tfprune.deploy.c_array`.
-ARENA_MARGIN = 0.1
 
 
 def export(

@@ -35,6 +35,7 @@ import numpy as np
 
 from tfprune import keras_model
 from tfprune.core.masks import has_masks
+from tfprune.keras_model import labelled_samples, model_sample_shape
 from tfprune.prune.binary.reservoir import (GRANULARITIES, SCORES, apply_masks, binary_layers, density, filter_layers,
                                       layer_scores, resolve_ratios, sample_masks, ReservoirPruning)
 
@@ -147,7 +148,7 @@ def arsp(
 
     import tfprune
 
-    x, y, x_val, y_val = _split(data, validation_data, validation_samples)
+    x, y, x_val, y_val = _split(model, data, validation_data, validation_samples)
     _check_arguments(granularity, score, controller, ratios, finetune_epochs, learning_rate)
     tf.keras.utils.set_random_seed(seed)
     wrapped = model if has_masks(model) else tfprune.wrap(model, layers=binary_layers(model) or layers)
@@ -240,10 +241,10 @@ def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
 # --- checks ---------------------------------------------------------------------------------
 
 
-def _split(data: Any, validation: Any, samples: int) -> tuple[np.ndarray, ...]:
-    x, y = _arrays(data, "data")
+def _split(model: Any, data: Any, validation: Any, samples: int) -> tuple[np.ndarray, ...]:
+    x, y = _arrays(model, data, "data")
     if validation is not None:
-        x_val, y_val = _arrays(validation, "validation_data")
+        x_val, y_val = _arrays(model, validation, "validation_data")
         return x, y, x_val, y_val
     if isinstance(samples, bool) or not isinstance(samples, int) or not 0 < samples < len(x):
         raise ValueError(f"validation_samples={samples!r} must be a positive number below the {len(x)} "
@@ -251,14 +252,10 @@ def _split(data: Any, validation: Any, samples: int) -> tuple[np.ndarray, ...]:
     return x[:-samples], y[:-samples], x[-samples:], y[-samples:]
 
 
-def _arrays(data: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
-    if not (isinstance(data, tuple) and len(data) == 2):
-        raise TypeError(f"{what} must be a tuple (x, y) of arrays with labels")
-    x, y = np.asarray(data[0], dtype=np.float32), np.asarray(data[1])
-    if len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"{what} has {len(x)} samples and {len(y)} labels; give one label per sample")
-    if y.ndim > 1:
-        y = y.reshape(len(y), -1).argmax(-1)
+def _arrays(model: Any, data: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    x, y = labelled_samples(data, model_sample_shape(model))
+    if y is None:
+        raise ValueError(f"{what} has no labels; give (x, y) arrays or a tf.data of (x, y) batches")
     return x, y.astype(np.int64)
 
 

@@ -81,15 +81,10 @@ def binary_layers(model: Any) -> list[str]:
         >>> binary_layers(binary_small_vgg(input_shape=(8, 8, 3)))
         ['conv1', 'conv2', 'conv3', 'conv4', 'conv5']
     """
-    from tfprune.core.graph import inner_layer
+    from tfprune.keras_model import prunable_layers
 
-    names = []
-    for layer in model.layers:
-        inner = inner_layer(layer)
-        quantizer = getattr(inner, "kernel_quantizer", None)
-        if quantizer is not None and getattr(quantizer, "precision", None) == 1:
-            names.append(layer.name)
-    return names
+    return [name for name, layer in prunable_layers(model).items()
+            if getattr(getattr(layer, "kernel_quantizer", None), "precision", None) == 1]
 
 
 def filter_layers(model: Any, layers: Sequence[str] | None = None) -> list[str]:

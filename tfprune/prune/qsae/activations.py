@@ -112,30 +112,3 @@ def read_activations(probe: Any, taps: Sequence[Tap], x: np.ndarray, batch_size:
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
-def as_samples(data: Any, limit: int) -> np.ndarray:
-    """Up to ``limit`` input samples from an array, a tuple ``(x, y)`` or a ``tf.data`` of ``x``/``(x, y)`` batches.
-
-    Example:
-        >>> as_samples(np.zeros((10, 3)), 4).shape
-        (4, 3)
-    """
-    import tensorflow as tf
-
-    if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], (int, float)):
-        data = data[0]
-    if isinstance(data, tf.data.Dataset):
-        chunks, count = [], 0
-        for batch in data:
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            x = np.asarray(x)
-            chunks.append(x)
-            count += len(x)
-            if count >= limit:
-                break
-        if not chunks:
-            raise ValueError("data yielded no batches")
-        return np.concatenate(chunks)[:limit]
-    x = np.asarray(data)
-    if x.ndim < 2 or len(x) < 2:
-        raise ValueError(f"data must hold at least 2 samples (an array (N, ...)), got shape {x.shape}")
-    return x[:limit]

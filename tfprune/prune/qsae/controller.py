@@ -45,7 +45,8 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfprune.prune.qsae.activations import Tap, as_samples, probe_model, read_activations, resolve_taps
+from tfprune.keras_model import labelled_samples, model_sample_shape
+from tfprune.prune.qsae.activations import Tap, probe_model, read_activations, resolve_taps
 from tfprune.prune.qsae.autoencoder import QSAE, Ranking
 from tfprune.prune.qsae.threshold import Threshold, channel_distribution, check_budget, search_threshold, temperature
 
@@ -178,7 +179,7 @@ class PruningController(tf.keras.callbacks.Callback):
         Re-export the model with ``tfprune.export`` afterwards: that is the re-quantization.
         """
         self._attach(model)
-        x = as_samples(data, self.samples)
+        x = self._samples(data)
         if not force and self.events and self._reference_x is not None:
             if self.drift_threshold is None:
                 raise ValueError("update(force=False) needs drift_threshold set; or call update(model, data)")
@@ -195,7 +196,7 @@ class PruningController(tf.keras.callbacks.Callback):
         derivation and the check does not count as drift: only the data moved.
         """
         self._attach(model)
-        return self._drift(as_samples(data, self.samples))
+        return self._drift(self._samples(data))
 
     def _drift(self, x: np.ndarray) -> float:
         if self._reference_x is None:
@@ -388,14 +389,12 @@ class PruningController(tf.keras.callbacks.Callback):
         if isinstance(data, tf.data.Dataset):
             if self._stream is None or self._stream[0] is not data:
                 self._stream = (data, iter(data.repeat()))
-            chunks, count = [], 0
-            while count < self.samples:
-                batch = next(self._stream[1])
-                batch = np.asarray(batch[0] if isinstance(batch, (tuple, list)) else batch)
-                chunks.append(batch)
-                count += len(batch)
-            return np.concatenate(chunks)[: self.samples]
-        return as_samples(data, self.samples)
+            # the window moves on along the repeated stream: each call reads the next samples
+            return self._samples(self._stream[1])
+        return self._samples(data)
+
+    def _samples(self, data: Any) -> np.ndarray:
+        return labelled_samples(data, model_sample_shape(self._model), self.samples)[0]
 
     def _lifted_activations(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Activations with this controller's masks lifted and its pruned channels' weights back."""
