@@ -318,7 +318,7 @@ def test_arsp_bad_inputs(vgg):
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
             arsp.arsp(model, (x, y), **{"validation_samples": 16, **kwargs})
-    with pytest.raises(TypeError, match="tuple"):
+    with pytest.raises(ValueError, match="no labels"):
         arsp.arsp(model, x)
     with pytest.raises(ValueError, match="no binary layer"):
         arsp.arsp(tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)]),
