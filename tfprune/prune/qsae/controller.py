@@ -310,7 +310,7 @@ class PruningController(tf.keras.callbacks.Callback):
         for tap in self._taps:
             a = activations[tap.name]
             ranking = QSAE(l1=self.l1, steps=self.steps, refit_steps=self.refit_steps, seed=self.seed).rank(a)
-            ranking = _sticky(ranking, self._kept(tap), self.stickiness)
+            ranking = sticky_ranking(ranking, self._kept(tap), self.stickiness)
             choice = search_threshold(a, ranking, kl_budget=self.kl_budget, target_sparsity=self.target_sparsity)
             self.thresholds[tap.name] = choice
             self._apply(tap, choice.keep)
@@ -459,12 +459,17 @@ class PruningController(tf.keras.callbacks.Callback):
             bias.assign(bias_value)
 
 
-def _sticky(ranking: Ranking, kept: np.ndarray, stickiness: float) -> Ranking:
+def sticky_ranking(ranking: Ranking, kept: np.ndarray, stickiness: float) -> Ranking:
     """The ranking with the scores of the channels kept now raised by ``stickiness`` (a share).
 
     A QSAE trained on another window of the same data ranks near-equal channels differently;
     without a margin every re-derivation would swap some of them for nothing. A channel pruned
     now comes back only when its score beats a kept one's by the margin.
+
+    Example:
+        >>> ranking = Ranking(np.array([0, 1, 2]), np.array([0.5, 0.95, 1.0]), np.zeros(3))
+        >>> sticky_ranking(ranking, np.array([False, True, True]), 0.1).order.tolist()
+        [0, 1, 2]
     """
     if stickiness == 0 or kept.all():
         return ranking
