@@ -87,7 +87,8 @@ def _section(model: str, dataset: str, tier: str, results: list[dict[str, Any]],
     lines = [f"## {model} on {dataset}, {tier} tier", "",
              (f"Reproduce: `tools/bench --tier {tier}` (results in `tools/results/{model}_{dataset}_{tier}.jsonl`; "
               f"host {results[0].get('host', '?')})."), "", _provenance_line(tier, results, status)]
-    lines += [line for line in (_corrections_line(results), _archive_line(tier, archived)) if line]
+    for line in (_corrections_line(results), _archive_line(tier, archived)):
+        lines += ["", line] if line else []
     lines.append("")
     lines.append("| " + " | ".join(COLUMNS) + " |")
     lines.append("|" + "---|" * len(COLUMNS))
