@@ -32,7 +32,7 @@ import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -252,7 +252,8 @@ def _check_kernels(kernels: str) -> None:
 
 def _check_newlib(gcc: str) -> None:
     # gcc-arm-none-eabi installs without the C library; without newlib nothing links.
-    found = subprocess.run([gcc, "-print-file-name=rdimon.specs"], capture_output=True, text=True).stdout.strip()
+    found = subprocess.run([gcc, "-print-file-name=rdimon.specs"], check=False, capture_output=True,
+                           text=True).stdout.strip()
     if not os.path.isabs(found):
         raise EmulatorUnavailable("newlib for arm-none-eabi (rdimon.specs) not found: install it with "
                                   "`apt-get install libnewlib-arm-none-eabi`")
@@ -365,7 +366,7 @@ def _build(toolchain: Toolchain, build: Path, sources: dict[str, str], kernels: 
     command = [toolchain.make, "-s", "-C", str(toolchain.firmware), f"-j{min(os.cpu_count() or 1, 4)}", "elf",
                "APP_SRCS=harness.cc", "BOARD=mps2-an386", f"KERNELS={kernels}", f"MODEL_DIR={model}", f"OUT={out}",
                f"TFLM_PACK={toolchain.tflm}", "TFLM_DIR=", f"EXTRA_CXXFLAGS=-DTFPRUNE_ARENA_BYTES={arena}"]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
     if result.returncode != 0:
         errors = [line for line in (result.stderr + result.stdout).splitlines() if "error" in line.lower()]
         detail = errors[0] if errors else (result.stderr or result.stdout).strip().splitlines()[-1:]
@@ -382,7 +383,8 @@ def _run(toolchain: Toolchain, elf: Path, build: Path, samples: bytes, count: in
     limit = timeout if timeout is not None else 120 + 60 * max(count, 1)
     command = [toolchain.qemu, *QEMU_ARGUMENTS, "-semihosting-config", arguments, "-kernel", str(elf)]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=limit, stdin=subprocess.DEVNULL)
+        result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=limit,
+                                stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"the firmware did not finish within {limit:g} s on the emulator; pass a larger timeout "
                            "or fewer inputs (reference kernels run ~30x slower than CMSIS-NN)") from None
@@ -430,7 +432,7 @@ def _emulation(log: str, output: Any, arena: int, flash: int, ram: int, kernels:
 
 
 def _measured_on(toolchain: Toolchain, kernels: str) -> str:
-    version = subprocess.run([toolchain.qemu, "--version"], capture_output=True, text=True).stdout.split()
+    version = subprocess.run([toolchain.qemu, "--version"], check=False, capture_output=True, text=True).stdout.split()
     qemu = version[3] if len(version) > 3 else "?"
     info = toolchain.library(kernels).parent / "BUILD_INFO.txt"
     commit = re.search(r"TFLM commit: ([0-9a-f]{7})", info.read_text()) if info.is_file() else None

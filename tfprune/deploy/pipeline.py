@@ -151,6 +151,8 @@ def _export_cortex_m(
     report = build_report(deployed, target="cortex-m", quantization="int8", io=io,
                           compression=_compression_entry(compress_mode, compressed, flatbuffer),
                           verification=_as_dict(verification))
+    if "error" in report["tflm"]:
+        raise ValueError(report["tflm"]["error"])
     deployed_info = read_model(deployed)
 
     def sources_for(target_arena: int | None) -> dict[str, str]:

@@ -175,8 +175,8 @@ def _emulated_rows(emulated: dict[str, Any] | None) -> list[tuple[str, str]]:
     time = (f"{ticks:,} timer ticks per inference (~{ticks * emulated['instructions_per_tick'] / 1e6:.1f} M "
             "instructions; compare as ratios)") if ticks is not None else "no inference run"
     return [
-        (f"{label} arena", f"{emulated['arena_bytes']:,} B used; kTensorArenaSize "
-                           f"{emulated.get('tensor_arena_size', 0):,} B"),
+        (f"{label} arena", (f"{emulated['arena_bytes']:,} B used; kTensorArenaSize "
+                            f"{emulated.get('tensor_arena_size', 0):,} B")),
         (f"{label} time", time),
     ]
 
