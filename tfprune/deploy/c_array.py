@@ -124,6 +124,9 @@ _CUSTOM_METHODS = {
     "SignalRfft": "AddRfft", "SignalStacker": "AddStacker", "SignalWindow": "AddWindow",
 }
 
+#: Every operator name :func:`op_resolver_calls` can register (builtins, then custom ones).
+OPERATORS = (*_BUILTIN_METHODS, *_CUSTOM_METHODS)
+
 
 @dataclass(frozen=True)
 class TensorSpec:
