@@ -364,7 +364,7 @@ def _build(toolchain: Toolchain, build: Path, sources: dict[str, str], kernels: 
             path.write_text(text)
     out = build / "out"
     command = [toolchain.make, "-s", "-C", str(toolchain.firmware), f"-j{min(os.cpu_count() or 1, 4)}", "elf",
-               "APP_SRCS=harness.cc", "BOARD=mps2-an386", f"KERNELS={kernels}", f"MODEL_DIR={model}", f"OUT={out}",
+               f"APP_SRCS={toolchain.firmware / 'harness.cc'}", "BOARD=mps2-an386", f"KERNELS={kernels}", f"MODEL_DIR={model}", f"OUT={out}",
                f"TFLM_PACK={toolchain.tflm}", "TFLM_DIR=", f"EXTRA_CXXFLAGS=-DTFPRUNE_ARENA_BYTES={arena}"]
     result = subprocess.run(command, check=False, capture_output=True, text=True)
     if result.returncode != 0:
@@ -394,7 +394,8 @@ def _run(toolchain: Toolchain, elf: Path, build: Path, samples: bytes, count: in
                     if line.strip() and (not line.startswith("tfprune-harness ") or " error " in line)]
         reason = "; ".join(messages[-4:]) or f"exit status {result.returncode}"
         if "AllocateTensors failed" in log:
-            raise ValueError(f"the model does not fit its tensor arena on the target: {reason}")
+            raise ValueError(f"the model does not fit its tensor arena on the target: {reason} (re-export with "
+                             "emulate=True to size kTensorArenaSize there, or pass arena_size= to measure)")
         raise RuntimeError(f"the firmware failed on the emulated Cortex-M4: {reason}")
     return log
 
