@@ -250,7 +250,7 @@ def test_report_flash_is_make_model_size(flatbuffer, tmp_path):
     _require("arm-none-eabi-g++")
     directory = _write(_sources(flatbuffer), tmp_path)
     result = subprocess.run(["make", "-s", "-C", str(MAIN_CC.parent), "model-size", f"MODEL_DIR={directory}",
-                             f"OUT={tmp_path / 'out'}", "BOARD=none"], capture_output=True, text=True)
+                             f"OUT={tmp_path / 'out'}"], check=False, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     text, data = (int(field) for field in result.stdout.strip().splitlines()[-1].split()[:2])
     assert c_array.compile_flash_bytes(directory / "model_data.cc")["flash"] == text + data
