@@ -35,6 +35,7 @@ _PUBLIC: dict[str, str] = {
     "pai_masks": "tfprune.prune.pai",
     "prune_at_init": "tfprune.prune.pai",
     "l1_filter_pruning": "tfprune.prune.channels",
+    "emulate": "tfprune.deploy.emulate",
 }
 
 __all__ = ["__version__", "Artifact", "Report", "export", "inspect_flatbuffer", *_PUBLIC]

@@ -3,7 +3,8 @@
 ``tfprune convert MODEL --target cortex-m --representative val.npz --out build/``
 turns a Keras model into the files a device uses; ``tfprune inspect FILE.tflite``
 prints the report for any flatbuffer; ``tfprune reconvene MODEL --data train.npz
---out DIR`` prunes an untrained model at initialization into a smaller one.
+--out DIR`` prunes an untrained model at initialization into a smaller one;
+``tfprune emulate DIR --inputs x.npz`` runs an exported model on an emulated Cortex-M4.
 Bad input gets one line on stderr and exit code 2.
 
 Example:
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_convert(commands)
     _add_inspect(commands)
     _add_reconvene(commands)
+    _add_emulate(commands)
     return parser
 
 
@@ -64,6 +66,8 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
                          help="TFLite Micro LUT compression of weights with <= 16 values per channel")
     convert.add_argument("--preprocessing", help="how raw data becomes the model input, for the C header")
     convert.add_argument("--no-verify", action="store_true", help="skip running the artifact against a reference")
+    convert.add_argument("--emulate", action="store_true",
+                         help="cortex-m: also run it on an emulated Cortex-M4 (QEMU, CMSIS-NN): arena and ticks")
     convert.add_argument("--out", required=True, metavar="DIR", help="output directory")
     convert.add_argument("--force", action="store_true", help="replace DIR if it exists")
     convert.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -168,6 +172,7 @@ def _convert(args: argparse.Namespace) -> int:
         compress=args.compress,
         verify=not args.no_verify,
         preprocessing=args.preprocessing,
+        emulate=args.emulate,
         progress=not args.quiet,
     )
     artifact.save(out, overwrite=args.force)
@@ -181,6 +186,41 @@ def _inspect(args: argparse.Namespace) -> int:
 
     report = inspect_flatbuffer(args.file)
     print(report.to_json() if args.json else report, end="" if args.json else "\n")
+    return 0
+
+
+def _add_emulate(commands: argparse._SubParsersAction) -> None:
+    emulate = commands.add_parser("emulate", help="run an exported model on an emulated Cortex-M4 (QEMU)")
+    emulate.add_argument("dir", help="the folder `tfprune convert --target cortex-m --out DIR` wrote, or a .tflite")
+    emulate.add_argument("--inputs", metavar="FILE.npz",
+                         help="samples 'x' (or the only array): int8 as they are, floats quantized; "
+                              "none: only the arena is measured")
+    emulate.add_argument("--kernels", choices=["cmsis_nn", "reference"], default="cmsis_nn")
+    emulate.add_argument("--json", action="store_true", help="print the figures and outputs as JSON")
+    emulate.set_defaults(run=_emulate)
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    import json
+
+    from tfprune.deploy.emulate import emulate
+
+    result = emulate(args.dir, args.inputs, args.kernels)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0
+    ticks = result.ticks_per_inference
+    rows = [
+        ("measured on", result.measured_on),
+        ("inferences", str(len(result.ticks))),
+        ("ticks per inference", "-" if ticks is None else
+         f"{ticks:,} (median; ~{result.instructions_per_inference / 1e6:.1f} M instructions: compare as ratios)"),
+        ("arena used", f"{result.arena_bytes:,} of {result.arena_size:,} B"),
+        ("image", f"{result.flash_bytes:,} B flash, {result.ram_bytes:,} B RAM (.data + .bss)"),
+    ]
+    rows += [(f"output {i}", " ".join(str(int(v)) for v in row.ravel()[:16])) for i, row in
+             enumerate(result.outputs[:8])]
+    print("\n".join(f"  {name:<20} {value}" for name, value in rows))
     return 0
 
 

@@ -49,7 +49,8 @@ def export(
     compress: str = "auto",
     verify: bool = True,
     preprocessing: str | None = None,
-    arena_margin: float = ARENA_MARGIN,
+    arena_margin: float | None = None,
+    emulate: bool = False,
     progress: bool = True,
 ) -> Artifact:
     """Export a Keras model for a device and measure the result.
@@ -78,13 +79,23 @@ def export(
         verify: run the artifact against a reference interpreter.
         preprocessing: how raw data becomes the Keras model's input, written into
             the C header and the report (for example ``"RGB pixels 0..255"``).
-        arena_margin: share added to the measured arena in ``kTensorArenaSize``.
+        arena_margin: share added to the measured arena in ``kTensorArenaSize``;
+            default 10% over the host's measure, 0 over an emulated one.
+        emulate: ``cortex-m`` only: also run the firmware on an emulated
+            Cortex-M4 (QEMU, CMSIS-NN kernels, :func:`tfprune.emulate`) on one
+            verification sample: ``report["emulated"]`` gets the arena it used
+            there, its timer ticks per inference and the image's flash and RAM,
+            and ``kTensorArenaSize`` is sized from that arena. Off by default:
+            it compiles a firmware (seconds to a minute). Where the emulator
+            is missing, ``report["emulated"]`` says what to install.
         progress: show progress bars.
 
     Returns:
         An :class:`Artifact` with ``flatbuffer``, ``report`` and ``save(dir)``.
     """
     _check_arguments(target, compress, arena_margin)
+    if emulate and target != "cortex-m":
+        raise ValueError(f"emulate runs a Cortex-M firmware: use it with target cortex-m, not {target}")
     keras_model.check_keras_model(model)
     model = without_masks(model)
     quantization, io = _resolve_formats(target, quantization, io)
@@ -99,7 +110,8 @@ def export(
         report = build_report(flatbuffer, target=target, quantization=quantization, io=io,
                               verification=_as_dict(verification))
         return Artifact(flatbuffer, Report(as_json_ready(report)))
-    return _export_cortex_m(flatbuffer, compress, io, check_x, check_y, preprocessing, arena_margin, progress)
+    return _export_cortex_m(flatbuffer, compress, io, check_x, check_y, preprocessing, arena_margin, progress,
+                            emulate_on=(check_x if check_x is not None else calibration)[:1] if emulate else None)
 
 
 def inspect_flatbuffer(flatbuffer: bytes | str | os.PathLike) -> Report:
@@ -127,8 +139,9 @@ def _export_cortex_m(
     check_x: np.ndarray | None,
     check_y: np.ndarray | None,
     preprocessing: str | None,
-    arena_margin: float,
+    arena_margin: float | None,
     progress: bool,
+    emulate_on: np.ndarray | None = None,
 ) -> Artifact:
     info = read_model(flatbuffer)
     c_array.op_resolver_calls(info.op_names)  # names the first operator TFLite Micro lacks
@@ -138,19 +151,56 @@ def _export_cortex_m(
     report = build_report(deployed, target="cortex-m", quantization="int8", io=io,
                           compression=_compression_entry(compress_mode, compressed, flatbuffer),
                           verification=_as_dict(verification))
+    if "error" in report["tflm"]:
+        raise ValueError(report["tflm"]["error"])
     deployed_info = read_model(deployed)
-    sources = c_array.c_sources(
-        deployed,
-        op_names=deployed_info.op_names,
-        inputs=[_tensor_spec(entry) for entry in report["inputs"]],
-        outputs=[_tensor_spec(entry) for entry in report["outputs"]],
-        arena_bytes=report["tflm"]["arena_bytes"],
-        arena_margin=arena_margin,
-        preprocessing=preprocessing or _default_preprocessing(report["inputs"][0]),
-    )
+
+    def sources_for(target_arena: int | None) -> dict[str, str]:
+        margin = arena_margin if arena_margin is not None else (0.0 if target_arena else ARENA_MARGIN)
+        return c_array.c_sources(
+            deployed,
+            op_names=deployed_info.op_names,
+            inputs=[_tensor_spec(entry) for entry in report["inputs"]],
+            outputs=[_tensor_spec(entry) for entry in report["outputs"]],
+            arena_bytes=report["tflm"]["arena_bytes"],
+            arena_margin=margin,
+            preprocessing=preprocessing or _default_preprocessing(report["inputs"][0]),
+            target_arena_bytes=target_arena,
+        )
+
+    sources = sources_for(None)
     report["flash"] = _flash_bytes(sources)
     reference = flatbuffer if compressed.needs_decode else None
+    if emulate_on is not None:
+        report["emulated"] = _emulated_entry(Artifact(deployed, Report(report), sources), emulate_on)
+        if "arena_bytes" in report["emulated"]:
+            sources = sources_for(report["emulated"]["arena_bytes"])
+            emulated = report["emulated"]
+            emulated["tensor_arena_size"] = c_array.declared_arena_size(sources)
+            # the arena is one 16-byte aligned array in .bss: the image with kTensorArenaSize differs by exactly this
+            emulated["image_ram_bytes"] += emulated["tensor_arena_size"] - emulated.pop("image_arena_size")
     return Artifact(deployed, Report(as_json_ready(report)), sources, reference)
+
+
+def _emulated_entry(artifact: Artifact, samples: np.ndarray) -> dict[str, Any]:
+    from tfprune.deploy import emulate as emulation
+
+    try:
+        result = emulation.emulate(artifact, samples, "cmsis_nn",
+                                   arena_size=2 * c_array.declared_arena_size(artifact.sources))
+    except emulation.EmulatorUnavailable as missing:
+        return {"error": f"not run: {missing}"}
+    return {
+        "kernels": result.kernels,
+        "arena_bytes": result.arena_bytes,
+        "ticks_per_inference": result.ticks_per_inference,
+        "instructions_per_tick": emulation.INSTRUCTIONS_PER_TICK,
+        "samples": len(result.ticks),
+        "image_flash_bytes": result.flash_bytes,
+        "image_ram_bytes": result.ram_bytes,
+        "image_arena_size": result.arena_size,
+        "measured_on": result.measured_on,
+    }
 
 
 def _export_lce(
@@ -175,7 +225,7 @@ def _check_arguments(target: str, compress_mode: str, arena_margin: float) -> No
         raise ValueError(f"unknown compress mode {compress_mode!r}; choose one of {', '.join(COMPRESS_MODES)}")
     if compress_mode == "lut" and target != "cortex-m":
         raise ValueError("LUT compression (DECODE operators) is for TFLite Micro: use it with target cortex-m")
-    if not 0 <= arena_margin <= 10:
+    if arena_margin is not None and not 0 <= arena_margin <= 10:
         raise ValueError(f"arena_margin {arena_margin} is not a share between 0 and 10")
 
 
