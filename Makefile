@@ -18,11 +18,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# Debian's Cortex-M cross compiler: it compiles the generated model arrays and gives their flash size.
+# Debian's Cortex-M cross compiler (it compiles the generated model arrays and gives their flash
+# size) and QEMU (it runs the firmware on an emulated Cortex-M4, tfprune.emulate).
 arm-toolchain:
-	@command -v arm-none-eabi-g++ >/dev/null || { \
+	@{ command -v arm-none-eabi-g++ && command -v qemu-system-arm; } >/dev/null || { \
 	  $(SUDO) apt-get update -q && \
-	  $(SUDO) apt-get install -y -q gcc-arm-none-eabi libnewlib-arm-none-eabi; }
+	  $(SUDO) apt-get install -y -q gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm; }
 
 demo: install arm-toolchain
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python examples/train_and_export.py --out demo_out --force $(DEMO_ARGS)
