@@ -18,8 +18,8 @@ def quick_tier_failure(results: list[dict[str, Any]]) -> str | None:
 
     Unstructured tfmot sparsity keeps the dense flatbuffer's bytes (TFLite Micro
     stores zeros like any weight, within 1%); channel pruning makes it smaller;
-    every artifact ran in TFLite Micro; a Reconvene artifact is smaller than the
-    unstructured PaI artifact of the same settings.
+    every artifact ran in TFLite Micro, and on the emulated Cortex-M4 (its time); a
+    Reconvene artifact is smaller than the unstructured PaI artifact of the same settings.
     """
     dense = [r for r in results if r["key"]["method"] == "dense-int8"]
     if not dense:
@@ -33,6 +33,9 @@ def quick_tier_failure(results: list[dict[str, Any]]) -> str | None:
             return f"{method} {result['key']['settings']}: {bytes_} B, not smaller than the dense {dense_bytes} B"
         if result.get("tflm_agreement") is None or result.get("arena_bytes") is None:
             return f"{method} {result['key']['settings']}: did not run in TFLite Micro"
+        if result.get("cmsis_nn_ticks") is None:
+            why = result.get("emulation_error") or "no cmsis_nn_ticks in the row"
+            return f"{method} {result['key']['settings']}: did not run on the emulated Cortex-M4: {why}"
     return _reconvene_failure(results)
 
 

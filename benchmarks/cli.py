@@ -76,7 +76,12 @@ def _run(args: argparse.Namespace) -> str | None:
                if tier.name in method.tiers]
     seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
     path = Path(args.results) / f"{harness.MODEL}_{harness.DATASET}_{tier.name}.jsonl"
-    harness.run(methods, tier, path, seeds=seeds, progress=not args.quiet, refresh=args.refresh)
+    from tfprune.deploy.emulate import EmulatorUnavailable
+
+    try:
+        harness.run(methods, tier, path, seeds=seeds, progress=not args.quiet, refresh=args.refresh)
+    except EmulatorUnavailable as missing:
+        return str(missing)
     if tier.name == "quick":
         return checks.quick_tier_failure(harness.read_results(path))
     return None

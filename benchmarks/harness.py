@@ -5,8 +5,10 @@ to a results file; a key already there is skipped, so an interrupted benchmark
 resumes (``refresh=True`` re-runs the rows whose code changed since, or is unknown).
 Every figure is measured on the deployed artifact: accuracy of the
 int8 flatbuffer in the TFLite interpreter on the test split, agreement of the
-TFLite Micro interpreter with it on a subset, bytes, arena and time from
-``tfprune.export``'s report. The artifact is kept beside the results as
+TFLite Micro interpreter with it on a subset, bytes, arena and host time from
+``tfprune.export``'s report, and the timer ticks per inference and the arena of
+the firmware on an emulated Cortex-M4 with CMSIS-NN kernels (:func:`tfprune.emulate`),
+as a ratio to the dense int8 model's ticks measured in the same run. The artifact is kept beside the results as
 ``artifacts/<sha256>.tflite``; the row names it by that hash. A result is checked
 against :mod:`benchmarks.schema` before it is written, and records the commit,
 whether the tree was clean and the code it ran (:mod:`benchmarks.provenance`).
@@ -45,6 +47,10 @@ DATASET = "cifar10"
 #: The folder, beside a results file, that keeps the artifacts its rows were measured on.
 ARTIFACTS = "artifacts"
 
+#: Test images each artifact runs on the emulated Cortex-M4; a row records the median ticks. With
+#: CMSIS-NN kernels the ticks of one inference differ by under 0.02% between images.
+EMULATED_SAMPLES = 3
+
 
 @dataclass
 class RunContext:
@@ -58,6 +64,7 @@ class RunContext:
     tier: Tier
     data: BenchData
     dense_ms: float | None = None
+    dense_ticks: int | None = None
     outputs: list[Path] = field(default_factory=list)
     code: dict[str, str] = field(default_factory=dict)
 
@@ -163,9 +170,10 @@ def run(
             if json.dumps(result_key(method, tier, seed), sort_keys=True) not in done]
     if not todo:
         return []
+    require_emulator()
     context = RunContext(tier=tier, data=load_data(tier), outputs=[results_path, results_path.parent / ARTIFACTS],
-                         code=provenance.code_files(m for method, _ in todo for m in _modules(method)))
-    context.dense_ms = _dense_int8_ms(context)
+                         code=_code_files([m for method, _ in todo for m in _modules(method)]))
+    context.dense_ms, context.dense_ticks = _dense_int8_reference(context)
     new = []
     bar = tqdm(todo, desc=f"bench {tier.name}", disable=None if progress else True)
     for index, (method, seed) in enumerate(bar, 1):
@@ -178,10 +186,29 @@ def run(
     return new
 
 
+def require_emulator() -> None:
+    """Raise :class:`~tfprune.deploy.emulate.EmulatorUnavailable` unless the emulated Cortex-M4 runs here.
+
+    A benchmark row's time is measured there, so a run without it would write rows
+    without their time; the one-line message says what is missing and how to install it.
+
+    Example:
+        >>> require_emulator()  # the cross compiler, QEMU and ../shared/tflm are here
+    """
+    from tfprune.deploy.emulate import EmulatorUnavailable, unavailable_reason
+
+    reason = unavailable_reason("cmsis_nn")
+    if reason is not None:
+        raise EmulatorUnavailable(f"the benchmark times every artifact on an emulated Cortex-M4, which cannot run "
+                                  f"here: {reason} (`make arm-toolchain` installs the compiler and QEMU)")
+
+
 def _summary_line(result: dict[str, Any]) -> str:
     key = result["key"]
+    ratio = result.get("cmsis_nn_time_ratio")
     return (f"{key['method']} {key['settings']} seed {key['seed']}: {result['accuracy']:.2%}, "
-            f"{result['flatbuffer_bytes']:,} B, prune {result['prune_seconds']:.1f} s, "
+            f"{result['flatbuffer_bytes']:,} B, Cortex-M4 time ratio "
+            f"{f'{ratio:.2f}' if ratio is not None else 'not measured'}, prune {result['prune_seconds']:.1f} s, "
             f"train {result['train_seconds']:.0f} s")
 
 
@@ -234,8 +261,13 @@ def _modules(method: Method) -> list[str]:
     return ["benchmarks.harness", method.prune.__module__] + ([method.model.__module__] if method.model else [])
 
 
+def _code_files(modules: list[str]) -> dict[str, str]:
+    """The files a row's figures depend on: its modules' code and the firmware the emulator compiles."""
+    return {**provenance.code_files(modules), **provenance.firmware_files()}
+
+
 def _provenance(modules: list[str], context: RunContext) -> dict[str, Any]:
-    files = provenance.code_files(modules)
+    files = _code_files(modules)
     return {"commit": provenance.git_commit(), "clean": provenance.tree_clean(context.outputs),
             "code": {"fingerprint": provenance.fingerprint(files), "files": files}}
 
@@ -261,6 +293,8 @@ def measure(candidate: Any, method: Method, context: RunContext) -> tuple[dict[s
     LUT-compressed artifact (which the stock interpreter cannot load) on the same
     model exported without compression, whose outputs TFLite Micro reproduces
     exactly. Agreement runs the deployed artifact in TFLite Micro against it.
+    Time and the on-target arena come from the artifact's firmware on the
+    emulated Cortex-M4 (:func:`emulated_figures`).
     """
     import tfprune
     from tfprune.deploy import verify
@@ -268,11 +302,11 @@ def measure(candidate: Any, method: Method, context: RunContext) -> tuple[dict[s
 
     data = context.data
     if isinstance(candidate, (bytes, bytearray)):
-        flatbuffer = reference = bytes(candidate)
+        flatbuffer = reference = deployed = bytes(candidate)
         report = tfprune.inspect_flatbuffer(flatbuffer)
         agreement = _micro_agreement(flatbuffer, data.x_agreement)
     elif method.quantization == "float32":
-        flatbuffer = reference = convert(candidate, quantization="float32")
+        flatbuffer = reference = deployed = convert(candidate, quantization="float32")
         report = tfprune.inspect_flatbuffer(flatbuffer)
         agreement = _micro_agreement(flatbuffer, data.x_agreement)
     else:
@@ -280,6 +314,7 @@ def measure(candidate: Any, method: Method, context: RunContext) -> tuple[dict[s
         flatbuffer, report = artifact.flatbuffer, artifact.report
         agreement = report["verification"]["top1_agreement"]
         reference = artifact.reference_flatbuffer or flatbuffer
+        deployed = artifact  # its C sources, so the firmware runs in the arena the export sized
     tflm_ms = report["tflm"].get("ms_per_inference")
     return {
         "accuracy": round(verify.tflite_accuracy(reference, data.x_test, data.y_test), 6),
@@ -297,7 +332,41 @@ def measure(candidate: Any, method: Method, context: RunContext) -> tuple[dict[s
         "tflm_ms_host": tflm_ms,
         "tflm_ms_dense_same_run": context.dense_ms,
         "tflm_time_ratio": round(tflm_ms / context.dense_ms, 4) if tflm_ms and context.dense_ms else None,
+        **emulated_figures(deployed, data.x_test[:EMULATED_SAMPLES], context.dense_ticks),
     }, bytes(flatbuffer)
+
+
+def emulated_figures(artifact: Any, x: np.ndarray, dense_ticks: int | None) -> dict[str, Any]:
+    """A row's figures from the firmware on the emulated Cortex-M4 with CMSIS-NN kernels.
+
+    ``cmsis_nn_ticks``: median timer ticks per inference over ``x`` (40 emulated
+    instructions each: work, not a real core's cycles, so rows are compared by
+    ``cmsis_nn_time_ratio``, the ticks over ``dense_ticks``); ``arena_bytes_target``: the
+    arena TFLite Micro used there. An artifact the emulator cannot run (another
+    target's, or one that does not fit its arena there) gets nulls and
+    ``emulation_error`` says why; a missing emulator raises (:func:`require_emulator`).
+
+    Example:
+        >>> from tfprune.datasets import data_dir
+        >>> fb = (data_dir() / "mlperf_tiny" / "pretrainedResnet_quant.tflite").read_bytes()
+        >>> figures = emulated_figures(fb, np.zeros((1, 32, 32, 3), np.float32), dense_ticks=744_414)
+        >>> figures["arena_bytes_target"], 0.9 < figures["cmsis_nn_time_ratio"] < 1.1
+        (54996, True)
+        >>> emulated_figures(b"not a model", np.zeros((1, 32, 32, 3), np.float32), 744_414)["cmsis_nn_ticks"] is None
+        True
+    """
+    from tfprune.deploy.emulate import emulate
+
+    try:
+        result = emulate(artifact, x, "cmsis_nn")
+    except (ValueError, TypeError, RuntimeError) as err:  # not EmulatorUnavailable: that fails the run
+        return {"cmsis_nn_ticks": None, "cmsis_nn_ticks_dense_same_run": dense_ticks, "cmsis_nn_time_ratio": None,
+                "arena_bytes_target": None, "emulated_on": None,
+                "emulation_error": " ".join(str(err).split()) or type(err).__name__}
+    ticks = result.ticks_per_inference
+    return {"cmsis_nn_ticks": ticks, "cmsis_nn_ticks_dense_same_run": dense_ticks,
+            "cmsis_nn_time_ratio": round(ticks / dense_ticks, 4) if ticks and dense_ticks else None,
+            "arena_bytes_target": result.arena_bytes, "emulated_on": result.measured_on, "emulation_error": None}
 
 
 def _micro_agreement(flatbuffer: bytes, x: np.ndarray) -> float:
@@ -313,13 +382,16 @@ def _nonzero_weights(report: dict[str, Any]) -> int | None:
     return int(sum(layer["weights"] - layer["weight_zeros"] for layer in layers))
 
 
-def _dense_int8_ms(context: RunContext) -> float:
-    """TFLite Micro time of the dense int8 ResNet-8, measured in this invocation, for ratios."""
+def _dense_int8_reference(context: RunContext) -> tuple[float, int]:
+    """The dense int8 ResNet-8's host TFLite Micro time and emulated CMSIS-NN ticks, measured in this
+    invocation (the same code, firmware and library as every row of it), for ratios."""
     import tfprune
+    from tfprune.deploy.emulate import emulate
     from tfprune.models import resnet8
 
     artifact = tfprune.export(resnet8(weights="mlperf"), context.data.x_calibration, verify=False, progress=False)
-    return artifact.report["tflm"]["ms_per_inference"]
+    ticks = emulate(artifact, context.data.x_test[:EMULATED_SAMPLES], "cmsis_nn").ticks_per_inference
+    return artifact.report["tflm"]["ms_per_inference"], ticks
 
 
 def _versions() -> dict[str, str]:

@@ -3,7 +3,8 @@
 A row's code is the set of project files (``tfprune/``, ``benchmarks/``) the harness and the
 row's method can execute: the static closure of their imports (every ``import`` in a file,
 inside functions too, the packages a module's import runs, attribute chains such as
-``tfprune.core.count.x`` on an imported package, and a package's lazy public names). Each
+``tfprune.core.count.x`` on an imported package, and a package's lazy public names), and the
+firmware sources the emulated Cortex-M4 compiles for a row's time (:func:`firmware_files`). Each
 file is recorded with a hash of its bytes; a row is *current* while every recorded file is
 unchanged, *changed* once one differs or is gone.
 
@@ -33,6 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 #: Top-level packages whose files make up a row's code.
 PACKAGES = ("tfprune", "benchmarks")
+#: The firmware :func:`tfprune.emulate` compiles with each artifact: a row's ticks depend on it.
+FIRMWARE = "firmware/cortex_m"
 #: Paths a benchmark run writes itself; their changes do not make the tree unclean.
 OUTPUTS = ("tools/results", "BENCHMARKS.md")
 
@@ -60,6 +63,19 @@ def code_files(modules: Iterable[str]) -> dict[str, str]:
         seen.add(name)
         todo += [m for m in _parents(name) + sorted(_imports(name)) if m not in seen and module_file(m)]
     paths = {module_file(name) for name in seen}
+    return {path.relative_to(ROOT).as_posix(): file_hash(path) for path in sorted(paths)}
+
+
+def firmware_files() -> dict[str, str]:
+    """Repository path -> hash of the firmware sources (:data:`FIRMWARE`, its documentation and builds left out).
+
+    Example:
+        >>> sorted(firmware_files())[:2]
+        ['firmware/cortex_m/Makefile', 'firmware/cortex_m/board/mps2-an386/mps2_an386.ld']
+    """
+    folder = ROOT / FIRMWARE
+    paths = [path for path in folder.rglob("*") if path.is_file() and path.suffix != ".md"
+             and "build" not in path.relative_to(folder).parts[:1]]
     return {path.relative_to(ROOT).as_posix(): file_hash(path) for path in sorted(paths)}
 
 

@@ -45,6 +45,10 @@ def _at_least(low: float) -> Callable[[Any], str | None]:
     return lambda v: None if v >= low else f"{v} is below {low:g}"
 
 
+def _above(low: float) -> Callable[[Any], str | None]:
+    return lambda v: None if v > low else f"{v} is not above {low:g}"
+
+
 def _within(low: float, high: float) -> Callable[[Any], str | None]:
     return lambda v: None if low <= v <= high else f"{v} is outside [{low:g}, {high:g}]"
 
@@ -90,6 +94,14 @@ FIELDS: tuple[Field, ...] = (
     Field("tflm_ms_host", NUMBER, _at_least(0), nullable=True),
     Field("tflm_ms_dense_same_run", NUMBER, _at_least(0), nullable=True),
     Field("tflm_time_ratio", NUMBER, _at_least(0), nullable=True),
+    # The emulated Cortex-M4 (CMSIS-NN): absent from rows recorded before the benchmark ran it,
+    # null with emulation_error for an artifact it cannot run (see _emulation_problems).
+    Field("cmsis_nn_ticks", INT, _above(0), required=False, nullable=True),
+    Field("cmsis_nn_ticks_dense_same_run", INT, _above(0), required=False, nullable=True),
+    Field("cmsis_nn_time_ratio", NUMBER, _above(0), required=False, nullable=True),
+    Field("arena_bytes_target", INT, _at_least(1), required=False, nullable=True),
+    Field("emulated_on", (str,), _nonempty, required=False, nullable=True),
+    Field("emulation_error", (str,), _nonempty, required=False, nullable=True),
     Field("extra", (dict,), required=False),
     Field("commit", (str,), _matches(_COMMIT, "a git short hash")),
     Field("clean", (bool,)),
@@ -202,4 +214,32 @@ def _relations(result: dict[str, Any]) -> list[str]:
         found.append("prune_seconds: null without a correction saying why")
     if result["clean"] and result["commit"].endswith("-dirty"):
         found.append(f"clean: true, but the commit says {result['commit']}")
-    return found
+    return found + _emulation_problems(result)
+
+
+#: What a row measured on the emulated Cortex-M4 has, all or none.
+EMULATION = ("cmsis_nn_ticks", "cmsis_nn_ticks_dense_same_run", "cmsis_nn_time_ratio", "arena_bytes_target",
+             "emulated_on", "emulation_error")
+
+
+def _emulation_problems(result: dict[str, Any]) -> list[str]:
+    """The emulated figures come together: ticks with their ratio, or nulls with the reason."""
+    present = [name for name in EMULATION if name in result]
+    if not present:
+        return []  # recorded before the benchmark ran the emulator
+    if len(present) < len(EMULATION):
+        return [f"{name}: missing beside {present[0]}" for name in EMULATION if name not in result]
+    ticks, dense, ratio = (result[name] for name in EMULATION[:3])
+    if ticks is None:
+        if not result["emulation_error"]:
+            return ["cmsis_nn_ticks: null without an emulation_error saying why"]
+        if ratio is not None or result["arena_bytes_target"] is not None:
+            return ["cmsis_nn_time_ratio: a ratio or arena without ticks"]
+        return []
+    if result["emulation_error"] is not None:
+        return [f"emulation_error: given beside {ticks} ticks"]
+    if dense is None or ratio is None or result["arena_bytes_target"] is None or not result["emulated_on"]:
+        return ["cmsis_nn_ticks: without the dense model's ticks, the ratio, the arena or where it ran"]
+    if abs(ratio - ticks / dense) > 1e-4 * max(1.0, ratio):
+        return [f"cmsis_nn_time_ratio: {ratio} is not {ticks} / {dense} ticks"]
+    return []

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import catalog, checks, harness, provenance
+from benchmarks import catalog, checks, harness, provenance, schema
 from benchmarks.cli import main as bench_main
 from benchmarks.markdown import render
-from benchmarks.methods import BenchData, Budget, fit_once
+from benchmarks.methods import BenchData, Budget, Method, fit_once
 from benchmarks.tiers import Tier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,20 @@ def fake_result(method: str, seed: int, accuracy: float, flatbuffer: int, settin
             "lut_compressed": False, "tflm_time_ratio": 1.0, "tflm_ms_host": 10.0, "tflm_ms_dense_same_run": 10.0,
             "prune_seconds": 1.0, "train_seconds": 100.0, "epochs_total": 510, "epochs_this_run": 10,
             "nonzero_weights": 5, "commit": "abc1234", "clean": True, "code": harness_code(), "versions": {},
-            "host": "x86_64", "timestamp": "2026-01-01T00:00:00Z"}
+            "host": "x86_64", "timestamp": "2026-01-01T00:00:00Z", **emulated(500_000)}
+
+
+def emulated(ticks: int | None, dense: int = 1_000_000, error: str | None = None) -> dict:
+    """A row's figures from the emulated Cortex-M4 (nulls and ``error`` when ``ticks`` is None)."""
+    return {"cmsis_nn_ticks": ticks, "cmsis_nn_ticks_dense_same_run": dense,
+            "cmsis_nn_time_ratio": round(ticks / dense, 4) if ticks else None,
+            "arena_bytes_target": 45_000 if ticks else None, "emulated_on": "QEMU test" if ticks else None,
+            "emulation_error": error}
+
+
+def without_emulation(result: dict) -> dict:
+    """The row as the benchmark recorded it before it ran the emulator."""
+    return {name: value for name, value in result.items() if name not in schema.EMULATION}
 
 
 def harness_code() -> dict:
@@ -71,6 +84,13 @@ def test_harness_measures_artifacts_and_resumes(tmp_path):
     files = dense["code"]["files"]
     assert {"benchmarks/harness.py", "benchmarks/catalog.py", "tfprune/deploy/pipeline.py"} <= set(files)
     assert dense["code"]["fingerprint"] == provenance.fingerprint(files) and isinstance(dense["clean"], bool)
+    # time on the emulated Cortex-M4, against the dense model of the same run; the firmware is part of the code
+    assert "firmware/cortex_m/harness.cc" in files
+    for row in (reference, dense):
+        assert row["cmsis_nn_ticks"] > 0 and row["emulation_error"] is None and "QEMU" in row["emulated_on"]
+        assert row["cmsis_nn_ticks_dense_same_run"] == dense["cmsis_nn_ticks_dense_same_run"] > 0
+        assert row["cmsis_nn_time_ratio"] == round(row["cmsis_nn_ticks"] / row["cmsis_nn_ticks_dense_same_run"], 4)
+    assert 0 < dense["arena_bytes_target"] <= 1.1 * dense["arena_bytes"], "it ran in the export's kTensorArenaSize"
     assert harness.run(methods, TINY, path, progress=False) == [], "runs already present are skipped"
     assert len(harness.read_results(path)) == 2
 
@@ -79,12 +99,23 @@ def test_a_result_out_of_the_schema_is_refused_naming_the_field(tmp_path):
     path = tmp_path / "results.jsonl"
     good = fake_result("dense-int8", 0, 0.87, 95_000)
     for field, value in [("prune_seconds", -207.4), ("accuracy", 1.2), ("tflm_agreement", -0.1),
-                         ("flatbuffer_bytes", 0), ("epochs_total", -1), ("clean", "yes")]:
+                         ("flatbuffer_bytes", 0), ("epochs_total", -1), ("clean", "yes"), ("cmsis_nn_ticks", 0),
+                         ("cmsis_nn_ticks", -744_414), ("cmsis_nn_ticks", 7.5e5), ("cmsis_nn_time_ratio", 0),
+                         ("cmsis_nn_time_ratio", -0.6), ("cmsis_nn_ticks_dense_same_run", 0)]:
         with pytest.raises(ValueError, match=f"refused: {field}: "):
             harness.append_result(path, dict(good, **{field: value}))
     with pytest.raises(ValueError, match="flatbuffer_bytes: 95000 is not the artifact's 94999 B"):
         harness.append_result(path, good, artifact=b"x" * 94_999)
+    for figures, problem in [({"cmsis_nn_time_ratio": 0.9}, "cmsis_nn_time_ratio: 0.9 is not 500000 / 1000000"),
+                             (emulated(None), "cmsis_nn_ticks: null without an emulation_error"),
+                             ({"emulation_error": "no QEMU"}, "emulation_error: given beside 500000 ticks")]:
+        with pytest.raises(ValueError, match=f"refused: {problem}"):
+            harness.append_result(path, dict(good, **figures))
+    with pytest.raises(ValueError, match="refused: cmsis_nn_time_ratio: missing beside cmsis_nn_ticks"):
+        harness.append_result(path, {k: v for k, v in good.items() if k != "cmsis_nn_time_ratio"})
     assert not path.exists(), "nothing was written"
+    harness.append_result(path, dict(good, **emulated(None, error="this artifact has no C sources")))
+    harness.append_result(path, without_emulation(good))  # a row recorded before the emulator
     harness.append_result(path, good)
     harness.append_result(path, dict(good, accuracy=0.5))
     assert [r["accuracy"] for r in harness.read_results(path)] == [0.5], "a row with the same key is replaced"
@@ -210,6 +241,8 @@ def test_quick_tier_checks_what_users_rely_on():
     assert "not the dense" in checks.quick_tier_failure([dense, dict(tfmot, flatbuffer_bytes=60_000)])
     assert "not smaller" in checks.quick_tier_failure([dense, dict(l1, flatbuffer_bytes=95_000)])
     assert "TFLite Micro" in checks.quick_tier_failure([dense, dict(l1, tflm_agreement=None)])
+    assert "emulated Cortex-M4: no QEMU" in checks.quick_tier_failure([dense, dict(l1, **emulated(None, error="no QEMU"))])
+    assert "no cmsis_nn_ticks" in checks.quick_tier_failure([dense, without_emulation(l1)])
 
 
 def test_check_fails_on_a_stale_page(tmp_path, capsys):
@@ -262,3 +295,65 @@ def test_the_page_carries_the_drift_table_and_plot_and_goes_stale_when_it_change
     assert "(results/drift_cifar10_quick.png)" in text
     (results / "drift_cifar10_quick.md").write_text("| arm | clean |\n|---|---|\n| dense | 70.0% |\n")
     assert bench_main(["--check", "--results", str(results), "--markdown", str(page)]) == 1
+
+
+def test_the_time_column_is_the_emulated_ratio_and_never_estimated():
+    dense = fake_result("dense-int8", 0, 0.87, 95_000)
+    l1 = [dict(fake_result("l1-filters", seed, 0.8, 54_000, '{"sparsity": 0.5}'), **emulated(ticks))
+          for seed, ticks in ((0, 451_705), (1, 451_801))]
+    old = without_emulation(fake_result("tfmot-magnitude", 0, 0.86, 95_000, '{"sparsity": 0.5}'))
+    lce = dict(fake_result("bnn-dense", 0, 0.55, 33_000), **emulated(None, error="this artifact has no C sources"))
+    partial = [fake_result("qsae", 0, 0.7, 50_000), without_emulation(fake_result("qsae", 1, 0.7, 50_000))]
+    page = render([dense, *l1, old, lce, *partial])
+    assert "| arena | arena M4 | MACs | M4 ticks | time ratio | host ms |" in page
+    rows = {line.split(" | ")[0][2:]: line for line in page.splitlines() if line.startswith("| ") and "---" not in line}
+    assert "| 45,000 | 1,000 | 451,753 [451,705-451,801] | 0.45 [0.45-0.45] | 10.00 |" in rows["l1-filters"]
+    assert "| not measured | 1,000 | not measured | not measured | 10.00 |" in rows["tfmot-magnitude"]
+    assert "| n/a | 1,000 | n/a | n/a |" in rows["bnn-dense"]
+    assert "| 500,000 (1 of 2 seeds) | 0.50 (1 of 2 seeds) |" in rows["qsae"]
+    assert "Time ratios: 4 of 7 rows ran on the emulated Cortex-M4 (QEMU test)." in page
+    assert "Not runnable there: bnn-dense (-, seed 0): this artifact has no C sources." in page
+
+
+def test_a_row_gets_ticks_from_a_tiny_artifact_or_says_why_not(shared_data):
+    import tensorflow as tf
+
+    from tfprune.datasets import load_mnist
+
+    tf.keras.utils.set_random_seed(0)
+    (x, y), _ = load_mnist(shared_data / "mnist.npz")
+    x, y = x[:64].astype(np.float32), y[:64].astype(np.int64)
+    model = tf.keras.Sequential([tf.keras.Input((28, 28, 1)), tf.keras.layers.Conv2D(4, 3, strides=2),
+                                 tf.keras.layers.ReLU(), tf.keras.layers.Flatten(), tf.keras.layers.Dense(10)])
+    data = BenchData(x, y, x[:40], y[:40], x[:32], x[:8])
+    context = harness.RunContext(tier=TINY, data=data, dense_ms=1.0, dense_ticks=100_000)
+    figures, flatbuffer = harness.measure(model, Method("tiny", "pretrained", lambda *a: a[0]), context)
+    assert figures["cmsis_nn_ticks"] > 0 and figures["emulation_error"] is None
+    assert figures["cmsis_nn_time_ratio"] == round(figures["cmsis_nn_ticks"] / 100_000, 4)
+    assert figures["arena_bytes_target"] > 0 and figures["flatbuffer_sha256"] == hashlib.sha256(flatbuffer).hexdigest()
+    result = {**fake_result("tiny", 0, 0.5, len(flatbuffer)), **figures, "test_samples": 40, "agreement_samples": 8}
+    assert schema.problems(result) == []
+    # an Android (LCE) artifact has no firmware: nulls, and the reason
+    import larq as lq
+
+    import tfprune
+
+    binary = tf.keras.Sequential([tf.keras.Input((28, 28, 1)), tf.keras.layers.Conv2D(8, 3),
+                                  lq.layers.QuantConv2D(8, 3, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                                                        use_bias=False),
+                                  tf.keras.layers.GlobalAveragePooling2D(), tf.keras.layers.Dense(10)])
+    lce = tfprune.export(binary, target="android-lce", verify=False, progress=False)
+    figures = harness.emulated_figures(lce, x[:1], 100_000)
+    assert figures["cmsis_nn_ticks"] is None and figures["cmsis_nn_time_ratio"] is None
+    assert "export it with target='cortex-m'" in figures["emulation_error"]
+    assert schema.problems({**result, **figures}) == []
+
+
+def test_without_the_emulator_the_benchmark_fails_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TFPRUNE_TFLM", str(tmp_path / "no-tflm"))
+    code = bench_main(["--tier", "quick", "--methods", "dense-int8", "--quiet", "--results", str(tmp_path / "r"),
+                       "--markdown", str(tmp_path / "BENCHMARKS.md")])
+    error = capsys.readouterr().err
+    assert code == 1 and "emulated Cortex-M4" in error and "TensorFlow Lite Micro for Cortex-M4 not found" in error
+    assert "make arm-toolchain" in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists() and not (tmp_path / "BENCHMARKS.md").exists()
