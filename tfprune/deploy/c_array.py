@@ -140,8 +140,8 @@ class TensorSpec:
         try:  # numpy integers from a report are welcome; store plain ints
             shape = tuple(operator.index(d) for d in self.shape)
             zero_point = operator.index(self.zero_point)
-        except TypeError:
-            raise ValueError(f"tensor shape {self.shape!r} and zero_point {self.zero_point!r} must be integers") from None
+        except TypeError as error:
+            raise ValueError(f"tensor shape {self.shape!r} and zero_point {self.zero_point!r} must be integers") from error
         if not shape or min(shape) < 1:
             raise ValueError(f"tensor shape {self.shape!r} must be positive integers")
         if not math.isfinite(self.scale) or self.scale < 0:

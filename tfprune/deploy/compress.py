@@ -368,7 +368,7 @@ def _read_model(flatbuffer: object) -> "model_editor.Model":
         raise ValueError(
             f"flatbuffer is not a TFLite model: it has the 'TFL3' identifier but cannot "
             f"be parsed ({type(exc).__name__}: {exc})"
-        ) from None
+        ) from exc
     if not model.subgraphs:
         raise ValueError("flatbuffer is not a TFLite model: it has no subgraphs")
     return model
@@ -602,12 +602,12 @@ def _run_compressor(data: bytes, candidates: list[LutCandidate]) -> bytes:
     except compressor.CompressionError as exc:
         raise ValueError(
             f"TFLM LUT compression failed: {exc}; use mode='off' to export uncompressed"
-        ) from None
+        ) from exc
     except Exception as exc:
         raise ValueError(
             f"TFLM LUT compression failed ({type(exc).__name__}: {exc}); "
             "use mode='off' to export uncompressed"
-        ) from None
+        ) from exc
 
 
 def _decoded_sizes(model: "model_editor.Model") -> dict[tuple[int, int], int]:

@@ -229,7 +229,7 @@ def read_model(flatbuffer: bytes | bytearray | memoryview) -> ModelInfo:
         return _describe(model, data)
     except (IndexError, KeyError, TypeError, ValueError, OverflowError) as error:
         # E.g. indices past a table's end: the file parsed but is inconsistent.
-        raise ValueError(f"malformed TFLite flatbuffer: {_one_line(error)}") from None
+        raise ValueError(f"malformed TFLite flatbuffer: {_one_line(error)}") from error
 
 
 def read_model_file(path: Any) -> ModelInfo:
@@ -294,7 +294,7 @@ def _parse(data: bytes) -> Any:
     try:
         model = _schema().ModelT.InitFromPackedBuf(data, 0)
     except Exception as error:  # the generated parser raises whatever struct/numpy raise
-        raise ValueError(f"not a TFLite flatbuffer: truncated or corrupt ({_one_line(error)})") from None
+        raise ValueError(f"not a TFLite flatbuffer: truncated or corrupt ({_one_line(error)})") from error
     if not model.subgraphs:
         raise ValueError("not a usable TFLite flatbuffer: it has no subgraphs")
     return model

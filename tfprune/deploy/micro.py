@@ -50,7 +50,7 @@ class MicroRunner:
                 self._interpreter = runtime.Interpreter.from_bytes(bytes(flatbuffer), arena_size=HOST_ARENA_BYTES)
             except Exception as error:
                 reason = _micro_error(captured.text()) or str(error).splitlines()[0]
-                raise ValueError(f"TFLite Micro cannot load this model: {reason}") from None
+                raise ValueError(f"TFLite Micro cannot load this model: {reason}") from error
         self.input_details = self._interpreter.get_input_details(0)
         self.output_details = self._interpreter.get_output_details(0)
         self.arena_bytes = self._measure_arena()
@@ -103,7 +103,7 @@ def _check_activation_scales(flatbuffer: bytes) -> None:
     try:
         info = read_model(flatbuffer)
     except ValueError as error:
-        raise ValueError(f"TFLite Micro cannot load this model: {error}") from None
+        raise ValueError(f"TFLite Micro cannot load this model: {error}") from error
     for tensor in info.tensors:
         # Per-channel scales belong to weights (a DECODE output is one): an all-zero filter, which
         # pruning makes, gets a vanishing scale that TFLite Micro handles; activations have one scale.

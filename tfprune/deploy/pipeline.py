@@ -58,6 +58,13 @@ def export(
     its masks prune is removed (:func:`tfprune.remove_masked_channels`), so the
     flatbuffer is physically smaller; weight-level zeros stay as zeros.
 
+    A larq (binary) model goes through :mod:`tfprune.deploy.binary` on the way:
+    for ``cortex-m`` through ``for_micro`` (TFLite Micro has no SIGN operator and
+    no binary kernels: sign activations become exact int8 steps, binary weights
+    int8 values stored in 1-2 bits), for ``android-lce`` through ``for_lce``
+    (1-bit kernels restored; it warns about connection-pruned layers, which LCE
+    runs as float convolutions). The report's ``larq`` entry says what was done.
+
     Args:
         model: a tf.keras Sequential or functional model (larq layers and
             tfprune's masks allowed).
@@ -86,20 +93,21 @@ def export(
     """
     _check_arguments(target, compress, arena_margin)
     keras_model.check_keras_model(model)
+    model, larq = _larq_route(model, target)
     model = without_masks(model)
     quantization, io = _resolve_formats(target, quantization, io)
     sample_shape = keras_model.model_sample_shape(model)
     calibration = _calibration(representative_data, sample_shape, quantization)
     check_x, check_y = _verification_data(verify_data, calibration, sample_shape, verify)
     if target == "android-lce":
-        return _export_lce(model, calibration, io, check_x, check_y, progress)
+        return _export_lce(model, calibration, io, check_x, check_y, progress, larq)
     flatbuffer = tflite.convert(model, calibration, quantization=quantization, io=io)
     if target == "android":
         verification = verify_tflite(flatbuffer, model, check_x, check_y, progress) if check_x is not None else None
         report = build_report(flatbuffer, target=target, quantization=quantization, io=io,
                               verification=_as_dict(verification))
         return Artifact(flatbuffer, Report(as_json_ready(report)))
-    return _export_cortex_m(flatbuffer, compress, io, check_x, check_y, preprocessing, arena_margin, progress)
+    return _export_cortex_m(flatbuffer, compress, io, check_x, check_y, preprocessing, arena_margin, progress, larq)
 
 
 def inspect_flatbuffer(flatbuffer: bytes | str | os.PathLike) -> Report:
@@ -120,6 +128,21 @@ def inspect_flatbuffer(flatbuffer: bytes | str | os.PathLike) -> Report:
     return Report(as_json_ready(build_report(flatbuffer, target="inspect", run_micro=runs_on_micro)))
 
 
+def _larq_route(model: Any, target: str) -> tuple[Any, dict[str, Any] | None]:
+    """The model to convert for ``target`` and the report's ``larq`` entry (None for other models)."""
+    if not keras_model.has_larq_layers(model) or target == "android":
+        return model, None
+    from tfprune.deploy import binary  # imports TensorFlow and larq: only for larq models
+
+    if target == "android-lce":
+        model = binary.for_lce(model)
+        return model, binary.lce_entry(model)
+    automatic = binary.needs_micro(model)
+    if automatic:
+        model = binary.for_micro(model)
+    return model, binary.micro_entry(model, automatic)
+
+
 def _export_cortex_m(
     flatbuffer: bytes,
     compress_mode: str,
@@ -129,6 +152,7 @@ def _export_cortex_m(
     preprocessing: str | None,
     arena_margin: float,
     progress: bool,
+    larq: dict[str, Any] | None = None,
 ) -> Artifact:
     info = read_model(flatbuffer)
     c_array.op_resolver_calls(info.op_names)  # names the first operator TFLite Micro lacks
@@ -138,6 +162,8 @@ def _export_cortex_m(
     report = build_report(deployed, target="cortex-m", quantization="int8", io=io,
                           compression=_compression_entry(compress_mode, compressed, flatbuffer),
                           verification=_as_dict(verification))
+    if larq:
+        report["larq"] = larq
     deployed_info = read_model(deployed)
     sources = c_array.c_sources(
         deployed,
@@ -160,11 +186,14 @@ def _export_lce(
     check_x: np.ndarray | None,
     check_y: np.ndarray | None,
     progress: bool,
+    larq: dict[str, Any] | None = None,
 ) -> Artifact:
     flatbuffer = tflite.convert_lce(model, calibration, io=io)
     verification = verify_lce(flatbuffer, model, check_x, check_y, progress) if check_x is not None else None
     report = build_report(flatbuffer, target="android-lce", quantization="binary", io=io,
                           verification=_as_dict(verification), run_micro=False)
+    if larq:
+        report["larq"] = larq
     return Artifact(flatbuffer, Report(as_json_ready(report)))
 
 

@@ -27,6 +27,10 @@ layers                      per conv/dense layer: channels in/out, weights, zero
                             (``weight_sparsity`` = zeros / weights), MACs
 verification                ``samples``, ``reference``, ``top1_agreement`` (0-1),
                             ``max_abs_diff`` (in ``unit``), ``accuracy`` (0-1 or null)
+larq                        only for larq models: ``rewritten_by``, ``summary`` and
+                            for cortex-m ``automatic``, ``sign_activation_layers``,
+                            ``emulation`` (what was emulated and how); for
+                            android-lce ``binary_layers`` and ``float_layers``
 ==========================  ==========================================================
 
 Example:
@@ -138,6 +142,8 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     verification = report.get("verification")
     if verification:
         rows.append(("verification", _verification_text(verification)))
+    if report.get("larq"):
+        rows.append(("larq model", report["larq"]["summary"]))
     for tensor, kind in [(report["inputs"][0], "input"), (report["outputs"][0], "output")]:
         rows.append((kind, f"{tensor['dtype']} {tuple(tensor['shape'])} scale {tensor['scale']:.6g} "
                      f"zero point {tensor['zero_point']}"))
