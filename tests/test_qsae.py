@@ -212,12 +212,12 @@ def test_interval_trigger_and_tensorboard_log(tmp_path):
 
 def test_a_pruned_channel_must_beat_a_kept_one_by_the_stickiness_margin():
     from tfprune.prune.qsae.autoencoder import Ranking
-    from tfprune.prune.qsae.controller import _sticky
+    from tfprune.prune.qsae.controller import sticky_ranking
 
     ranking = Ranking(np.array([0, 1, 2, 3]), np.array([0.5, 0.95, 0.97, 1.0]), np.zeros(4))
     kept = np.array([True, True, False, True])                 # channel 2 is pruned now
-    assert _sticky(ranking, kept, 0.0).order.tolist() == [0, 1, 2, 3]
-    sticky = _sticky(ranking, kept, 0.1)
+    assert sticky_ranking(ranking, kept, 0.0).order.tolist() == [0, 1, 2, 3]
+    sticky = sticky_ranking(ranking, kept, 0.1)
     assert sticky.order.tolist() == [0, 2, 1, 3]               # 0.97 does not beat 0.95 * 1.1
     assert np.all(np.diff(sticky.scores[sticky.order]) >= 0) and sticky.scores.max() == 1.0
 

@@ -229,7 +229,7 @@ def micro_entry(model: Any, automatic: bool) -> dict[str, Any] | None:
         >>> from tfprune.models import binary_small_vgg
         >>> entry = micro_entry(for_micro(binary_small_vgg(input_shape=(8, 8, 3))), automatic=False)
         >>> entry["sign_activation_layers"], entry["rewritten_by"]
-        (['conv2', 'conv3', 'conv4', 'conv5'], 'tfprune.deploy.binary.for_micro')
+        (['conv1', 'conv2', 'conv3', 'conv4', 'conv5'], 'tfprune.deploy.binary.for_micro')
     """
     larq = [inner_layer(layer) for layer in model.layers if is_larq_layer(inner_layer(layer))]
     if not larq:

@@ -192,8 +192,8 @@ def model_op_names(flatbuffer: bytes) -> list[str]:
     Builtins by their schema name, custom operators by their custom code.
 
     Example:
-        >>> from pathlib import Path
-        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> from tfprune.datasets import mlperf_path
+        >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
         >>> model_op_names(fb)[:2]
         ['CONV_2D', 'ADD']
     """
@@ -241,8 +241,8 @@ def c_sources(
         variable: C name stem: ``{variable}_data`` and ``{variable}_data_len``.
 
     Example:
-        >>> from pathlib import Path
-        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> from tfprune.datasets import mlperf_path
+        >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
         >>> files = c_sources(fb, op_names=model_op_names(fb),
         ...     inputs=[TensorSpec((1, 32, 32, 3), "int8", 0.0039215689, -128)],
         ...     outputs=[TensorSpec((1, 10), "int8", 0.00390625, -128)],

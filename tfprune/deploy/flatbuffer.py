@@ -24,10 +24,9 @@ invokes); ``op_names`` and ``weight_bytes`` cover every subgraph, since the op
 resolver must register all operators and the flash holds all constants.
 
 Example:
-    >>> from pathlib import Path
-    >>> path = Path("/work/shared/data/mlperf_tiny/pretrainedResnet_quant.tflite")
-    >>> info = read_model(path.read_bytes())  # doctest: +SKIP
-    >>> info.size_bytes, info.macs, info.weight_bytes  # doctest: +SKIP
+    >>> from tfprune.datasets import mlperf_path
+    >>> info = read_model(mlperf_path("pretrainedResnet_quant.tflite").read_bytes())
+    >>> info.size_bytes, info.macs, info.weight_bytes
     (98496, 12501632, 78752)
     >>> print(format_table(info))  # doctest: +SKIP
 """
@@ -236,8 +235,9 @@ def read_model_file(path: Any) -> ModelInfo:
     """``read_model`` on the bytes of a file (``str`` or ``os.PathLike``).
 
     Example:
-        >>> info = read_model_file("/work/shared/data/mlperf_tiny/pretrainedResnet.tflite")  # doctest: +SKIP
-        >>> info.inputs[0].dtype  # doctest: +SKIP
+        >>> from tfprune.datasets import mlperf_path
+        >>> info = read_model_file(mlperf_path("pretrainedResnet.tflite"))
+        >>> info.inputs[0].dtype
         'float32'
     """
     with open(path, "rb") as handle:

@@ -6,8 +6,8 @@ firmware needs. Times are this host's, useful only as ratios between models
 measured in the same run.
 
 Example:
-    >>> from pathlib import Path
-    >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+    >>> from tfprune.datasets import mlperf_path
+    >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
     >>> runner = MicroRunner(fb)
     >>> runner.arena_bytes
     55984
@@ -35,8 +35,8 @@ class MicroRunner:
     (for example an operator it does not have).
 
     Example:
-        >>> from pathlib import Path
-        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> from tfprune.datasets import mlperf_path
+        >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
         >>> MicroRunner(fb).run(np.zeros((1, 32, 32, 3), np.int8)).shape
         (1, 10)
     """

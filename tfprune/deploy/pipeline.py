@@ -114,7 +114,8 @@ def inspect_flatbuffer(flatbuffer: bytes | str | os.PathLike) -> Report:
     """The report for any ``.tflite`` (bytes or path), including ones tfprune did not make.
 
     Example:
-        >>> report = inspect_flatbuffer("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite")
+        >>> from tfprune.datasets import mlperf_path
+        >>> report = inspect_flatbuffer(mlperf_path("pretrainedResnet_quant.tflite"))
         >>> report["flatbuffer_bytes"]
         98496
     """

@@ -34,8 +34,8 @@ larq                        only for larq models: ``rewritten_by``, ``summary`` 
 ==========================  ==========================================================
 
 Example:
-    >>> from pathlib import Path
-    >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+    >>> from tfprune.datasets import mlperf_path
+    >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
     >>> report = build_report(fb, target="inspect")
     >>> report["flatbuffer_bytes"], report["tflm"]["arena_bytes"]
     (98496, 55984)
@@ -108,8 +108,8 @@ def format_report(report: dict[str, Any]) -> str:
     """The report as the table ``tfprune`` prints.
 
     Example:
-        >>> from pathlib import Path
-        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> from tfprune.datasets import mlperf_path
+        >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
         >>> "98,496" in format_report(build_report(fb, target="inspect"))
         True
     """

@@ -309,7 +309,7 @@ class PruningController(tf.keras.callbacks.Callback):
         for tap in self._taps:
             a = activations[tap.name]
             ranking = QSAE(l1=self.l1, steps=self.steps, refit_steps=self.refit_steps, seed=self.seed).rank(a)
-            ranking = _sticky(ranking, self._kept(tap), self.stickiness)
+            ranking = sticky_ranking(ranking, self._kept(tap), self.stickiness)
             choice = search_threshold(a, ranking, kl_budget=self.kl_budget, target_sparsity=self.target_sparsity)
             self.thresholds[tap.name] = choice
             self._apply(tap, choice.keep)
@@ -460,12 +460,19 @@ class PruningController(tf.keras.callbacks.Callback):
             bias.assign(bias_value)
 
 
-def _sticky(ranking: Ranking, kept: np.ndarray, stickiness: float) -> Ranking:
+def sticky_ranking(ranking: Ranking, kept: np.ndarray, stickiness: float) -> Ranking:
     """The ranking with the scores of the channels kept now raised by ``stickiness`` (a share).
 
     A QSAE trained on another window of the same data ranks near-equal channels differently;
     without a margin every re-derivation would swap some of them for nothing. A channel pruned
-    now comes back only when its score beats a kept one's by the margin.
+    now comes back only when its score beats a kept one's by the margin. This is what
+    :class:`PruningController`'s ``stickiness`` does at each re-derivation.
+
+    Example:
+        >>> ranking = Ranking(np.array([0, 1, 2, 3]), np.array([0.5, 0.95, 0.97, 1.0]), np.zeros(4))
+        >>> kept = np.array([True, True, False, True])  # channel 2 is pruned now
+        >>> sticky_ranking(ranking, kept, 0.1).order.tolist()  # 0.97 does not beat 0.95 * 1.1
+        [0, 2, 1, 3]
     """
     if stickiness == 0 or kept.all():
         return ranking
