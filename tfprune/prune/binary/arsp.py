@@ -149,8 +149,8 @@ def arsp(
         >>> y = np.arange(64) % 10
         >>> pruned, report = arsp(binary_small_vgg(input_shape=(8, 8, 3)), (x, y), validation_samples=16,
         ...                       controller="fixed", ratios=0.25, finetune_epochs=1)
-        >>> round(report.density, 2)
-        0.25
+        >>> report.granularity, report.ratios["conv2"]  # a quarter of conv2's filters kept
+        ('filters', 0.25)
     """
     import tfprune
 
