@@ -298,6 +298,8 @@ def export_both(
 
     ``verify_data`` is ``x`` or ``(x, y)``; with labels the figures include the
     accuracy of the larq model, of the Cortex-M model and of the LCE model.
+    ``android_lce_float_layers`` names the connection-pruned layers LCE runs as
+    float convolutions (:func:`for_lce` warns about them).
 
     Example:
         >>> import numpy as np

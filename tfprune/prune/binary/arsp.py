@@ -320,6 +320,9 @@ def _targets(model: Any, layers: Sequence[str] | None, granularity: str) -> list
     names = list(layers) if layers is not None else binary_layers(model)
     if not names:
         raise ValueError(f"model {model.name!r} has no binary layer to prune; name layers=[...]")
+    unknown = [name for name in names if name not in {layer.name for layer in model.layers}]
+    if unknown:
+        raise ValueError(f"model {model.name!r} has no layer(s) {unknown}; its binary layers are {binary_layers(model)}")
     if granularity == "filters":
         untied = filter_layers(model, names)
         if layers is None:
