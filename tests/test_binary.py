@@ -316,6 +316,7 @@ def test_arsp_bad_inputs(vgg):
         (dict(granularity="rows"), "granularity"), (dict(score="grad"), "score"),
         (dict(controller="fixed"), "needs ratios"), (dict(ratios=0.5), "only for controller='fixed'"),
         (dict(validation_samples=500), "validation_samples"), (dict(finetune_epochs=-1), "finetune_epochs"),
+        (dict(layers=["nope"]), r"has no layer\(s\) \['nope'\]"),
     ]
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
