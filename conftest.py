@@ -34,6 +34,9 @@ INTEGRATION_MODULES = {"test_emulate.py", "test_reference_surgery.py"}
 #: (on a 2-core host, or over 4 s on a busy one).
 INTEGRATION_TESTS = {
     "test_baselines.py::test_baselines_keep_one_keras",
+    "test_baselines.py::test_cluster_per_tensor_leaves_depthwise_alone",
+    "test_baselines.py::test_magnitude_accepts_tf_data_and_leaves_depthwise_dense",
+    "test_baselines.py::test_nonzero_helpers_match_tfmot_rows",
     "test_baselines.py::test_seed_makes_baselines_repeatable",
     "test_bench.py::test_harness_measures_artifacts_and_resumes",
     "test_binary.py::test_residual_binary_model_keeps_its_predictions_in_every_tflite_kernel_set",
@@ -58,8 +61,11 @@ INTEGRATION_TESTS = {
     "test_surgery.py::test_smaller_model_exports_smaller_and_runs_in_tflite_micro",
     "test_surgery.py::test_smaller_binary_model_exports_smaller_for_lce",
 }
-#: Doctests of more than about 3 s (a PPO agent, training, a full Reconvene or export).
+#: Doctests of more than about 3 s (a PPO agent, training with tfmot or larq, a full Reconvene or export).
 INTEGRATION_DOCTESTS = {
+    "tfprune.baselines",
+    "tfprune.baselines.tfmot_cluster",
+    "tfprune.baselines.tfmot_magnitude",
     "tfprune.deploy.binary.export_both",
     "tfprune.prune.binary.arsp.arsp",
     "tfprune.prune.binary.ppo",
