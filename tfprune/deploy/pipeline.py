@@ -59,6 +59,13 @@ def export(
     its masks prune is removed (:func:`tfprune.remove_masked_channels`), so the
     flatbuffer is physically smaller; weight-level zeros stay as zeros.
 
+    A larq (binary) model goes through :mod:`tfprune.deploy.binary` on the way:
+    for ``cortex-m`` through ``for_micro`` (TFLite Micro has no SIGN operator and
+    no binary kernels: sign activations become exact int8 steps, binary weights
+    int8 values stored in 1-2 bits), for ``android-lce`` through ``for_lce``
+    (1-bit kernels restored; it warns about connection-pruned layers, which LCE
+    runs as float convolutions). The report's ``larq`` entry says what was done.
+
     Args:
         model: a tf.keras Sequential or functional model (larq layers and
             tfprune's masks allowed).
@@ -97,13 +104,14 @@ def export(
     if emulate and target != "cortex-m":
         raise ValueError(f"emulate runs a Cortex-M firmware: use it with target cortex-m, not {target}")
     keras_model.check_keras_model(model)
+    model, larq = _larq_route(model, target)
     model = without_masks(model)
     quantization, io = _resolve_formats(target, quantization, io)
     sample_shape = keras_model.model_sample_shape(model)
     calibration = _calibration(representative_data, sample_shape, quantization)
     check_x, check_y = _verification_data(verify_data, calibration, sample_shape, verify)
     if target == "android-lce":
-        return _export_lce(model, calibration, io, check_x, check_y, progress)
+        return _export_lce(model, calibration, io, check_x, check_y, progress, larq)
     flatbuffer = tflite.convert(model, calibration, quantization=quantization, io=io)
     if target == "android":
         verification = verify_tflite(flatbuffer, model, check_x, check_y, progress) if check_x is not None else None
@@ -111,14 +119,16 @@ def export(
                               verification=_as_dict(verification))
         return Artifact(flatbuffer, Report(as_json_ready(report)))
     return _export_cortex_m(flatbuffer, compress, io, check_x, check_y, preprocessing, arena_margin, progress,
-                            emulate_on=(check_x if check_x is not None else calibration)[:1] if emulate else None)
+                            emulate_on=(check_x if check_x is not None else calibration)[:1] if emulate else None,
+                            larq=larq)
 
 
 def inspect_flatbuffer(flatbuffer: bytes | str | os.PathLike) -> Report:
     """The report for any ``.tflite`` (bytes or path), including ones tfprune did not make.
 
     Example:
-        >>> report = inspect_flatbuffer("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite")
+        >>> from tfprune.datasets import mlperf_path
+        >>> report = inspect_flatbuffer(mlperf_path("pretrainedResnet_quant.tflite"))
         >>> report["flatbuffer_bytes"]
         98496
     """
@@ -132,6 +142,21 @@ def inspect_flatbuffer(flatbuffer: bytes | str | os.PathLike) -> Report:
     return Report(as_json_ready(build_report(flatbuffer, target="inspect", run_micro=runs_on_micro)))
 
 
+def _larq_route(model: Any, target: str) -> tuple[Any, dict[str, Any] | None]:
+    """The model to convert for ``target`` and the report's ``larq`` entry (None for other models)."""
+    if not keras_model.has_larq_layers(model) or target == "android":
+        return model, None
+    from tfprune.deploy import binary  # imports TensorFlow and larq: only for larq models
+
+    if target == "android-lce":
+        model = binary.for_lce(model)
+        return model, binary.lce_entry(model)
+    automatic = binary.needs_micro(model)
+    if automatic:
+        model = binary.for_micro(model)
+    return model, binary.micro_entry(model, automatic)
+
+
 def _export_cortex_m(
     flatbuffer: bytes,
     compress_mode: str,
@@ -142,6 +167,7 @@ def _export_cortex_m(
     arena_margin: float | None,
     progress: bool,
     emulate_on: np.ndarray | None = None,
+    larq: dict[str, Any] | None = None,
 ) -> Artifact:
     info = read_model(flatbuffer)
     c_array.op_resolver_calls(info.op_names)  # names the first operator TFLite Micro lacks
@@ -153,6 +179,8 @@ def _export_cortex_m(
                           verification=_as_dict(verification))
     if "error" in report["tflm"]:
         raise ValueError(report["tflm"]["error"])
+    if larq:
+        report["larq"] = larq
     deployed_info = read_model(deployed)
 
     def sources_for(target_arena: int | None) -> dict[str, str]:
@@ -210,11 +238,14 @@ def _export_lce(
     check_x: np.ndarray | None,
     check_y: np.ndarray | None,
     progress: bool,
+    larq: dict[str, Any] | None = None,
 ) -> Artifact:
     flatbuffer = tflite.convert_lce(model, calibration, io=io)
     verification = verify_lce(flatbuffer, model, check_x, check_y, progress) if check_x is not None else None
     report = build_report(flatbuffer, target="android-lce", quantization="binary", io=io,
                           verification=_as_dict(verification), run_micro=False)
+    if larq:
+        report["larq"] = larq
     return Artifact(flatbuffer, Report(as_json_ready(report)))
 
 

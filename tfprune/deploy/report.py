@@ -35,11 +35,15 @@ emulated                    null unless exported with ``emulate=True``: the firm
                             ``tensor_arena_size`` (the ``kTensorArenaSize`` sized
                             from it), ``image_flash_bytes``/``image_ram_bytes`` of
                             the emulated image, ``measured_on``; or ``error``
+larq                        only for larq models: ``rewritten_by``, ``summary`` and
+                            for cortex-m ``automatic``, ``sign_activation_layers``,
+                            ``emulation`` (what was emulated and how); for
+                            android-lce ``binary_layers`` and ``float_layers``
 ==========================  ==========================================================
 
 Example:
-    >>> from pathlib import Path
-    >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+    >>> from tfprune.datasets import mlperf_path
+    >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
     >>> report = build_report(fb, target="inspect")
     >>> report["flatbuffer_bytes"], report["tflm"]["arena_bytes"]
     (98496, 55984)
@@ -114,8 +118,8 @@ def format_report(report: dict[str, Any]) -> str:
     """The report as the table ``tfprune`` prints.
 
     Example:
-        >>> from pathlib import Path
-        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> from tfprune.datasets import mlperf_path
+        >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
         >>> "98,496" in format_report(build_report(fb, target="inspect"))
         True
     """
@@ -149,6 +153,8 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     verification = report.get("verification")
     if verification:
         rows.append(("verification", _verification_text(verification)))
+    if report.get("larq"):
+        rows.append(("larq model", report["larq"]["summary"]))
     for tensor, kind in [(report["inputs"][0], "input"), (report["outputs"][0], "output")]:
         rows.append((kind, f"{tensor['dtype']} {tuple(tensor['shape'])} scale {tensor['scale']:.6g} "
                      f"zero point {tensor['zero_point']}"))
