@@ -198,7 +198,8 @@ class EncodedTensorInfo:
     each value table), ``"prune"`` (``density``: share of elements stored),
     or ``"huffman"``/``"type N"`` for decoders tfprune does not read.
     ``stored_bytes`` is the encoded data plus the ancillary tensor,
-    ``decoded_bytes`` what DECODE writes into the arena.
+    ``decoded_bytes`` what DECODE writes into the arena; ``index`` is the
+    encoded tensor's (the original constant's index, which DECODE insertion keeps).
 
     Example:
         >>> t = EncodedTensorInfo("conv", "prune", (16, 3, 3, 3), "int8", 102 + 54, 432, density=0.2)
@@ -215,6 +216,7 @@ class EncodedTensorInfo:
     bits: int | None = None
     values_per_channel: int | None = None
     density: float | None = None
+    index: int = -1
 
     @property
     def bytes_saved(self) -> int:
@@ -817,11 +819,11 @@ def _encoded_tensors(graph: _Graph) -> tuple[EncodedTensorInfo, ...]:
             encoded = _input(op, 2 * pair)
             if encoded in rows or output < 0:
                 continue  # one DECODE per reader: count each encoded tensor once
-            rows[encoded] = _encoded_tensor(graph, op, output)
+            rows[encoded] = _encoded_tensor(graph, op, output, encoded)
     return tuple(rows.values())
 
 
-def _encoded_tensor(graph: _Graph, op: Any, output: int) -> EncodedTensorInfo:
+def _encoded_tensor(graph: _Graph, op: Any, output: int, encoded: int) -> EncodedTensorInfo:
     kernel = _decoded_kernel(graph, op, output)
     out = graph.tensors[output]
     itemsize = np.dtype(out.dtype).itemsize if out.dtype in _NUMPY_DTYPES else 1
@@ -835,7 +837,7 @@ def _encoded_tensor(graph: _Graph, op: Any, output: int) -> EncodedTensorInfo:
     return EncodedTensorInfo(
         name=kernel.name or out.name, encoding=kernel.encoding or "unknown", shape=out.shape, dtype=out.dtype,
         stored_bytes=kernel.stored_bytes, decoded_bytes=out.size * itemsize, bits=bits,
-        values_per_channel=stride, density=density,
+        values_per_channel=stride, density=density, index=encoded,
     )
 
 
