@@ -203,8 +203,8 @@ class LutCandidate:
 class PruneCandidate:
     """A constant tensor that PRUNE can store as a bitmask plus its ``kept`` values.
 
-    ``axis`` is the channel axis whose zero points the decoder writes (the
-    quantized dimension) or None for one zero point. ``bytes_after`` is the
+    ``axis`` is the channel axis the decoder walks (the quantized dimension of
+    a per-channel tensor) or None for a single-scale one. ``bytes_after`` is the
     exact size written: the bitmask (one bit an element) plus the 16-byte
     DECODE header and the kept values.
 
@@ -748,7 +748,8 @@ def _prune_candidate(
     kept = (len(ancillary) - DECODE_HEADER_BYTES) // dtype.itemsize
     return PruneCandidate(
         subgraph=subgraph, index=tensor.index, name=tensor.name or f"tensor {tensor.index}",
-        operator=operator, shape=tuple(tensor.shape), axis=axis, kept=kept, elements=array.size,
+        operator=operator, shape=tuple(tensor.shape), axis=_quantized_axis(tensor)[0], kept=kept,
+        elements=array.size,
         bytes_before=len(tensor.buffer.data), bytes_after=len(encoded) + len(ancillary),
     ), ""
 
