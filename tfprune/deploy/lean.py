@@ -42,7 +42,7 @@ Example:
     >>> result.bytes_before, result.bytes_after < 90_000
     (98496, True)
     >>> result.removed["tensor names"], result.removed["zero points"]
-    (38, 670)
+    (38, 654)
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def lean_flatbuffer(flatbuffer: Flatbuffer) -> LeanResult:
         >>> lean_flatbuffer(b"not a model")
         Traceback (most recent call last):
         ...
-        ValueError: not a TFLite flatbuffer: file identifier is b' a m', expected b'TFL3'
+        ValueError: not a TFLite flatbuffer: file identifier is b'a mo', expected b'TFL3'
     """
     data = check_flatbuffer(flatbuffer)
     model = _unpack(data)
