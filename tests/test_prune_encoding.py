@@ -11,15 +11,15 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from tfprune.deploy.compress import compress_weights, prune_encode  # noqa: E402
-from tfprune.deploy.flatbuffer import read_model  # noqa: E402
-from tfprune.deploy.lean import align_flatbuffer, lean_flatbuffer  # noqa: E402
-from tfprune.deploy.micro import MicroRunner  # noqa: E402
-from tfprune.deploy.tflite import convert  # noqa: E402
-from tfprune.deploy.verify import quantize_input  # noqa: E402
+from tfprune.deploy.compress import compress_weights, prune_encode
+from tfprune.deploy.flatbuffer import read_model
+from tfprune.deploy.lean import align_flatbuffer, lean_flatbuffer
+from tfprune.deploy.micro import MicroRunner
+from tfprune.deploy.tflite import convert
+from tfprune.deploy.verify import quantize_input
 
 SPARSITIES = (0.5, 0.75, 0.9)
 FILTER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -335,3 +335,23 @@ def test_export_with_two_encodings_reports_each_one_removed():
     plain = tfprune.export(model, x, compress="off", lean=False, verify=False, progress=False)
     assert plain.reference_flatbuffer is None and plain.report["lean"]["applied"] is False
     assert len(plain.flatbuffer) == artifact.report["lean"]["bytes_before"]
+
+
+def test_inspect_names_each_encoded_tensor_and_its_saving(tmp_path, capsys, mlperf_quant):
+    import json
+
+    from tfprune.cli import main
+
+    masked = magnitude_masked(mlperf_quant.read_bytes(), 0.75)
+    result = compress_weights(masked)
+    path = tmp_path / "resnet8_prune.tflite"
+    path.write_bytes(result.flatbuffer)
+    assert main(["inspect", str(path)]) == 0
+    text = capsys.readouterr().out
+    rows = [line for line in text.splitlines() if "PRUNE 25.0%" in line]
+    assert len(rows) == len(result.tensors) >= 9
+    assert "model/conv2d_8/Conv2D" in text  # a converter file keeps its names
+    assert main(["inspect", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    saved = {row["name"]: row["bytes_saved"] for row in report["encoded_tensors"]}
+    assert saved == {t.name: t.bytes_saved for t in result.tensors}
