@@ -355,3 +355,20 @@ def test_inspect_names_each_encoded_tensor_and_its_saving(tmp_path, capsys, mlpe
     report = json.loads(capsys.readouterr().out)
     saved = {row["name"]: row["bytes_saved"] for row in report["encoded_tensors"]}
     assert saved == {t.name: t.bytes_saved for t in result.tensors}
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(target="android", lean=True), ValueError, "lean flatbuffer is for TFLite Micro"),
+    (dict(target="android", compress="prune"), ValueError, "PRUNE compression .* is for TFLite Micro"),
+    (dict(lean="yes"), TypeError, "lean must be True, False or None"),
+    (dict(compress="huffman"), ValueError, "unknown compress mode 'huffman'"),
+])
+def test_export_arguments_get_one_line(kwargs, error, message):
+    import tensorflow as tf
+
+    import tfprune
+
+    model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2)])
+    with pytest.raises(error, match=message) as info:
+        tfprune.export(model, np.zeros((4, 4), np.float32), progress=False, **kwargs)
+    assert "\n" not in str(info.value)

@@ -147,13 +147,7 @@ def _export_cortex_m(
 ) -> Artifact:
     info = read_model(flatbuffer)
     c_array.op_resolver_calls(info.op_names)  # names the first operator TFLite Micro lacks
-    probe = _Probe(flatbuffer, check_x)
-    plain, lean_entry = _lean(flatbuffer, probe) if lean else (flatbuffer, {"applied": False, "note": "lean=False"})
-    compressed = compress.compress_weights(plain, mode=compress_mode)
-    deployed = _finish(compressed.flatbuffer, lean_entry["applied"]) if compressed.needs_decode else plain
-    if compressed.needs_decode and not probe.matches(deployed):
-        raise RuntimeError("DECODE compression changed the model's outputs in TFLite Micro; export with "
-                           "compress='off' and report this model to tfprune")
+    deployed, plain, compressed, lean_entry = _micro_flatbuffer(flatbuffer, compress_mode, lean, check_x)
     verification = verify_micro(deployed, flatbuffer, check_x, check_y, progress) if check_x is not None else None
     report = build_report(deployed, target="cortex-m", quantization="int8", io=io,
                           compression=_compression_entry(compress_mode, compressed, plain, lean_entry["applied"],
@@ -172,6 +166,26 @@ def _export_cortex_m(
     report["flash"] = _flash_bytes(sources)
     reference = flatbuffer if deployed != flatbuffer else None
     return Artifact(deployed, Report(as_json_ready(report)), sources, reference)
+
+
+def _micro_flatbuffer(
+    flatbuffer: bytes, compress_mode: str, lean: bool, check_x: np.ndarray | None
+) -> tuple[bytes, bytes, compress.CompressionResult, dict[str, Any]]:
+    """(file to deploy, the same without DECODE, the compression result, the report's lean entry).
+
+    The converter's file is made lean (if asked), then DECODE-compressed; every rewritten file must
+    give TFLite Micro's outputs of the converter's file, bit for bit.
+    """
+    probe = _Probe(flatbuffer, check_x)
+    plain, lean_entry = _lean(flatbuffer, probe) if lean else (flatbuffer, {"applied": False, "note": "lean=False"})
+    compressed = compress.compress_weights(plain, mode=compress_mode)
+    if not compressed.needs_decode:
+        return plain, plain, compressed, lean_entry
+    deployed = _finish(compressed.flatbuffer, lean_entry["applied"])
+    if not probe.matches(deployed):
+        raise RuntimeError("DECODE compression changed the model's outputs in TFLite Micro; export with "
+                           "compress='off' and report this model to tfprune")
+    return deployed, plain, compressed, lean_entry
 
 
 def _lean(flatbuffer: bytes, probe: "_Probe") -> tuple[bytes, dict[str, Any]]:
