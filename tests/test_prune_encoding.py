@@ -358,10 +358,10 @@ def test_inspect_names_each_encoded_tensor_and_its_saving(tmp_path, capsys, mlpe
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(target="android", lean=True), ValueError, "lean flatbuffer is for TFLite Micro"),
-    (dict(target="android", compress="prune"), ValueError, "PRUNE compression .* is for TFLite Micro"),
-    (dict(lean="yes"), TypeError, "lean must be True, False or None"),
-    (dict(compress="huffman"), ValueError, "unknown compress mode 'huffman'"),
+    ({"target": "android", "lean": True}, ValueError, "lean flatbuffer is for TFLite Micro"),
+    ({"target": "android", "compress": "prune"}, ValueError, "PRUNE compression .* is for TFLite Micro"),
+    ({"lean": "yes"}, TypeError, "lean must be True, False or None"),
+    ({"compress": "huffman"}, ValueError, "unknown compress mode 'huffman'"),
 ])
 def test_export_arguments_get_one_line(kwargs, error, message):
     import tensorflow as tf
