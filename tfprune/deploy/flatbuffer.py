@@ -311,10 +311,10 @@ def constant_bytes(flatbuffer: bytes | bytearray | memoryview) -> int:
     packed indices and value tables; the rest of the file is graph structure.
 
     Example:
-        >>> constant_bytes(b"garbage")
+        >>> constant_bytes(b"garbage!")
         Traceback (most recent call last):
         ...
-        ValueError: not a TFLite flatbuffer: file identifier is b'age', expected b'TFL3'
+        ValueError: not a TFLite flatbuffer: file identifier is b'age!', expected b'TFL3'
     """
     return read_model(flatbuffer).weight_bytes
 
