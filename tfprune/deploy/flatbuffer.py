@@ -272,7 +272,7 @@ def read_model(flatbuffer: bytes | bytearray | memoryview) -> ModelInfo:
         ValueError: not a TFLite flatbuffer: file identifier is b'nite', expected b'TFL3'
     """
     data = check_flatbuffer(flatbuffer)
-    model = _parse(data)
+    model = unpack_model(data)
     try:
         return _describe(model, data)
     except (IndexError, KeyError, TypeError, ValueError, OverflowError) as error:
@@ -360,8 +360,15 @@ def format_table(info: ModelInfo) -> str:
 
 
 @functools.cache
-def _schema() -> Any:
-    # Imported on first use so that importing this module stays cheap.
+def schema() -> Any:
+    """TFLite's generated flatbuffer schema module (the object API every reader and writer here uses).
+
+    Imported on first use so that importing this module stays cheap.
+
+    Example:
+        >>> schema().BuiltinOperator.CONV_2D
+        3
+    """
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
 
     return schema_py_generated
@@ -369,14 +376,22 @@ def _schema() -> Any:
 
 @functools.cache
 def _enum_names(enum_name: str) -> dict[int, str]:
-    enum = getattr(_schema(), enum_name)
+    enum = getattr(schema(), enum_name)
     return {value: name for name, value in vars(enum).items() if not name.startswith("_")}
 
 
-def _parse(data: bytes) -> Any:
+def unpack_model(data: bytes) -> Any:
+    """The flatbuffer as the schema's mutable ``ModelT`` object; ``ValueError`` in one line when it is not one.
+
+    Example:
+        >>> unpack_model(b"nope")
+        Traceback (most recent call last):
+        ...
+        ValueError: not a TFLite flatbuffer: 4 bytes is too short for a flatbuffer header
+    """
     check_flatbuffer(data)
     try:
-        model = _schema().ModelT.InitFromPackedBuf(data, 0)
+        model = schema().ModelT.InitFromPackedBuf(data, 0)
     except Exception as error:  # the generated parser raises whatever struct/numpy raise
         raise ValueError(f"not a TFLite flatbuffer: truncated or corrupt ({_one_line(error)})") from error
     if not model.subgraphs:
@@ -456,7 +471,7 @@ def _builtin_code(model: Any, op: Any) -> int | None:
 
 
 def _custom_code(model: Any, op: Any) -> str | None:
-    if _builtin_code(model, op) != _schema().BuiltinOperator.CUSTOM:
+    if _builtin_code(model, op) != schema().BuiltinOperator.CUSTOM:
         return None
     return _text(model.operatorCodes[op.opcodeIndex].customCode)
 

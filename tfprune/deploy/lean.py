@@ -54,7 +54,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from tfprune.deploy.flatbuffer import check_flatbuffer
+from tfprune.deploy.flatbuffer import check_flatbuffer, schema, unpack_model
 
 __all__ = ["KEPT_METADATA", "LeanResult", "align_flatbuffer", "lean_flatbuffer"]
 
@@ -115,7 +115,7 @@ def lean_flatbuffer(flatbuffer: Flatbuffer) -> LeanResult:
         ValueError: not a TFLite flatbuffer: file identifier is b'a mo', expected b'TFL3'
     """
     data = check_flatbuffer(flatbuffer)
-    model = _unpack(data)
+    model = unpack_model(data)
     if any(buffer is not None and buffer.offset > 1 for buffer in model.buffers or []):
         return LeanResult(data, len(data), len(data), note="buffers stored outside the flatbuffer are kept as they are")
     removed: dict[str, int] = {}
@@ -156,22 +156,6 @@ def align_flatbuffer(flatbuffer: Flatbuffer) -> bytes:
 
 
 # ---------------------------------------------------------------- internals
-
-
-def _schema() -> Any:
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
-
-    return schema_py_generated
-
-
-def _unpack(data: bytes) -> Any:
-    try:
-        model = _schema().ModelT.InitFromPackedBuf(data, 0)
-    except Exception as error:  # the generated parser raises whatever struct/numpy raise
-        raise ValueError(f"not a TFLite flatbuffer: truncated or corrupt ({type(error).__name__})") from None
-    if not model.subgraphs:
-        raise ValueError("not a usable TFLite flatbuffer: it has no subgraphs")
-    return model
 
 
 def _pack(model: Any) -> bytes:
@@ -232,7 +216,7 @@ def _lean_quantization(quant: Any, removed: dict[str, int]) -> Any:
 def _compact_buffers(model: Any, removed: dict[str, int]) -> None:
     """Keep buffer 0 (empty) and the buffers with data that tensors or kept metadata use."""
     old = list(model.buffers or [])
-    new = [_schema().BufferT()]
+    new = [schema().BufferT()]
     remap: dict[int, int] = {}
 
     def keep(index: int) -> int:
