@@ -1,13 +1,14 @@
 # Two commands on a fresh machine (Python 3.11, pip, gcc, make):
 #   make demo   install, train a small CNN on CIFAR-10, export it for Cortex-M, print the report
-#   make test   install (with the Cortex-M compiler) and run the tests
+#   make test   install (with the Cortex-M compiler) and run the tests, unit and integration
+#   make unit   the unit tests only (no real data, toolchain or emulator; under two minutes)
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS ?=
 
-.PHONY: demo test bench-quick install arm-toolchain clean
+.PHONY: demo test unit bench-quick install arm-toolchain clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +31,9 @@ demo: install arm-toolchain
 
 test: install arm-toolchain
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+
+unit: install
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -m "not integration"
 
 # The benchmark's CI tier into a scratch folder (tools/bench --help for the others).
 bench-quick: install

@@ -103,7 +103,7 @@ def _finetune_dense(model: Any, train: BenchData, validation: Any, budget: Budge
     from tfprune.prune.binary import arsp
 
     pruned, report = arsp.arsp(model, (train.x_train, train.y_train), validation_data=validation,
-                               controller="fixed", ratios=1.0, score="magnitude",
+                               controller="fixed", ratios=1.0, score="magnitude", granularity="connections",
                                finetune_epochs=budget.finetune_epochs, batch_size=budget.batch_size, seed=seed)
     train.ledger.seconds += report.finetune_seconds
     train.ledger.epochs += report.finetune_epochs

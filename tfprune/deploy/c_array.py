@@ -153,8 +153,8 @@ class TensorSpec:
         try:  # numpy integers from a report are welcome; store plain ints
             shape = tuple(operator.index(d) for d in self.shape)
             zero_point = operator.index(self.zero_point)
-        except TypeError:
-            raise ValueError(f"tensor shape {self.shape!r} and zero_point {self.zero_point!r} must be integers") from None
+        except TypeError as error:
+            raise ValueError(f"tensor shape {self.shape!r} and zero_point {self.zero_point!r} must be integers") from error
         if not shape or min(shape) < 1:
             raise ValueError(f"tensor shape {self.shape!r} must be positive integers")
         if not math.isfinite(self.scale) or self.scale < 0:
@@ -205,8 +205,8 @@ def model_op_names(flatbuffer: bytes) -> list[str]:
     Builtins by their schema name, custom operators by their custom code.
 
     Example:
-        >>> from pathlib import Path
-        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> from tfprune.datasets import mlperf_path
+        >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
         >>> model_op_names(fb)[:2]
         ['CONV_2D', 'ADD']
     """
@@ -260,8 +260,8 @@ def c_sources(
             than a Cortex-M4 reference build needs), so both kernel sets fit.
 
     Example:
-        >>> from pathlib import Path
-        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> from tfprune.datasets import mlperf_path
+        >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
         >>> files = c_sources(fb, op_names=model_op_names(fb),
         ...     inputs=[TensorSpec((1, 32, 32, 3), "int8", 0.0039215689, -128)],
         ...     outputs=[TensorSpec((1, 10), "int8", 0.00390625, -128)],

@@ -6,8 +6,8 @@ so one comparison covers both the TFLite Micro kernels and LUT compression.
 For ``android-lce`` the reference is LCE's interpreter against the Keras model.
 
 Example:
-    >>> from pathlib import Path
-    >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+    >>> from tfprune.datasets import mlperf_path
+    >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
     >>> x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     >>> result = verify_micro(fb, fb, x)
     >>> result.top1_agreement
