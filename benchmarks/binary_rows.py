@@ -75,7 +75,7 @@ def _row(controller: str, score: str = "survival", ratios: float | None = None, 
         _train_once(model, train, budget, seed)
         if prune:
             pruned, report = arsp.arsp(model, (train.x_train, train.y_train), validation_data=validation,
-                                       score=score, controller=controller, ratios=ratios, episodes=EPISODES, lam=lam,
+                                       score=score, controller=controller, keep=ratios, episodes=EPISODES, lam=lam,
                                        granularity=granularity,
                                        finetune_epochs=budget.finetune_epochs, batch_size=budget.batch_size,
                                        seed=seed)
@@ -103,7 +103,7 @@ def _finetune_dense(model: Any, train: BenchData, validation: Any, budget: Budge
     from tfprune.prune.binary import arsp
 
     pruned, report = arsp.arsp(model, (train.x_train, train.y_train), validation_data=validation,
-                               controller="fixed", ratios=1.0, score="magnitude", granularity="connections",
+                               controller="fixed", keep=1.0, score="magnitude", granularity="connections",
                                finetune_epochs=budget.finetune_epochs, batch_size=budget.batch_size, seed=seed)
     train.ledger.seconds += report.finetune_seconds
     train.ledger.epochs += report.finetune_epochs

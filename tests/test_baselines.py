@@ -259,3 +259,25 @@ def test_ratio_for_nonzeros_meets_a_tfmot_row(trained_mnist):
 def test_channel_pruning_bad_ratios(ratio, match):
     with pytest.raises(ValueError, match=match):
         channels.l1_filter_pruning(_planted_add(), ratio)
+
+
+def test_old_names_and_keywords_still_work_for_one_release_with_a_deprecation_warning():
+    import tensorflow as tf
+
+    from tfprune import datasets
+    from tfprune.core import masks
+
+    model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(8, name="hidden"),
+                                 tf.keras.layers.Dense(2, name="out")])
+    with pytest.warns(DeprecationWarning, match="use sparsity="):
+        assert channels.l1_filter_pruning(model, ratio=0.5).get_layer("hidden").units == 4
+    with pytest.warns(DeprecationWarning, match="moved to tfprune.prune.channels"):
+        assert baselines.l1_filter_pruning is channels.l1_filter_pruning
+    with pytest.warns(DeprecationWarning, match="moved to tfprune.core.count"):
+        assert baselines.nonzero_count is count.nonzero_count
+    with pytest.warns(DeprecationWarning, match="tfprune.drift"):
+        assert callable(datasets.cifar10_drift_stream)
+    with pytest.warns(DeprecationWarning, match="is_prunable"):
+        assert masks.is_maskable(model.get_layer("hidden"))
+    with pytest.raises(TypeError, match="give sparsity= only"):
+        channels.l1_filter_pruning(model, 0.5, ratio=0.5)

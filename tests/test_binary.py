@@ -213,7 +213,7 @@ def test_cortex_m_export_has_decode_and_tflm_outputs_identical(vgg):
     from tflite_micro.python.tflite_micro import runtime
 
     model, x, y = vgg
-    pruned, report = arsp.arsp(model, (x, y), validation_samples=32, controller="fixed", ratios=0.5,
+    pruned, report = arsp.arsp(model, (x, y), validation_samples=32, controller="fixed", keep=0.5,
                                granularity="connections", finetune_epochs=0)
     # through the front door: export routes the larq model through for_micro itself
     artifact = tfprune.export(pruned, x[:64], target="cortex-m", compress="lut", verify_data=x[:16], progress=False)
@@ -285,7 +285,7 @@ def test_residual_binary_model_keeps_its_predictions_in_every_tflite_kernel_set(
 def test_android_lce_export_has_binary_ops_and_both_sizes(vgg):
     model, x, y = vgg
     pruned, _ = arsp.arsp(model, (x, y), validation_samples=32, granularity="filters", controller="fixed",
-                          ratios=0.5, score="magnitude", finetune_epochs=0)
+                          keep=0.5, score="magnitude", finetune_epochs=0)
     both = deploy.export_both(pruned, x[:64], (x[:32], y[:32]))
     assert "LceBconv2d" in read_model(both.android_lce.flatbuffer).op_names
     assert "DECODE" in read_model(both.cortex_m.flatbuffer).op_names
@@ -314,7 +314,7 @@ def test_arsp_bad_inputs(vgg):
     model, x, y = vgg
     cases = [
         (dict(granularity="rows"), "granularity"), (dict(score="grad"), "score"),
-        (dict(controller="fixed"), "needs ratios"), (dict(ratios=0.5), "only for controller='fixed'"),
+        (dict(controller="fixed"), "needs keep"), (dict(keep=0.5), "only for controller='fixed'"),
         (dict(validation_samples=500), "validation_samples"), (dict(finetune_epochs=-1), "finetune_epochs"),
         (dict(layers=["nope"]), r"has no layer\(s\) \['nope'\]"),
     ]
@@ -331,7 +331,7 @@ def test_arsp_bad_inputs(vgg):
 def test_arsp_prunes_the_layers_it_is_given(vgg):
     model, x, y = vgg
     pruned, report = arsp.arsp(model, (x, y), validation_samples=32, layers=["conv3", "classifier"],
-                               granularity="connections", controller="fixed", ratios=0.5, finetune_epochs=0)
+                               granularity="connections", controller="fixed", keep=0.5, finetune_epochs=0)
     assert report.layers == ["conv3", "classifier"]
     sparsity = {name: pruned.get_layer(name).sparsity() for name in ("conv2", "conv3", "classifier")}
     assert sparsity["conv3"] == pytest.approx(0.5, abs=1e-3) and sparsity["classifier"] == pytest.approx(0.5, abs=1e-3)
@@ -351,7 +351,7 @@ def test_arsp_leaves_the_callers_model_and_random_states_alone(vgg):
         np.random.seed(caller_seed)
         tf.random.set_seed(caller_seed)
         numpy_state = np.random.get_state()
-        pruned, _ = arsp.arsp(wrapped, (x, y), validation_samples=32, controller="fixed", ratios=0.5,
+        pruned, _ = arsp.arsp(wrapped, (x, y), validation_samples=32, controller="fixed", keep=0.5,
                               finetune_epochs=1, batch_size=16, seed=3)
         assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state()[1:], numpy_state[1:]))
         after = (random.random(), float(tf.random.uniform(())))
@@ -388,14 +388,14 @@ def test_ppo_search_puts_the_callers_random_states_back():
 def test_default_filter_pruning_shrinks_both_artifacts_and_connections_warn(vgg):
     model, x, y = vgg
     unpruned = deploy.export_both(model, x[:64], x[:16])
-    filters, report = arsp.arsp(model, (x, y), validation_samples=32, controller="fixed", ratios=0.5,
+    filters, report = arsp.arsp(model, (x, y), validation_samples=32, controller="fixed", keep=0.5,
                                 finetune_epochs=0)
     assert report.granularity == "filters"
     small = deploy.export_both(filters, x[:64], x[:16])
     assert small.figures["cortex_m_bytes"] < unpruned.figures["cortex_m_bytes"]
     assert small.figures["android_lce_bytes"] < unpruned.figures["android_lce_bytes"]
     assert small.figures["android_lce_float_layers"] == []
-    connections, _ = arsp.arsp(model, (x, y), validation_samples=32, controller="fixed", ratios=0.5,
+    connections, _ = arsp.arsp(model, (x, y), validation_samples=32, controller="fixed", keep=0.5,
                                granularity="connections", finetune_epochs=0)
     with pytest.warns(UserWarning, match=r"\['conv1', 'conv2', 'conv3', 'conv4', 'conv5'\] have pruned connections"):
         lce = tfprune.export(connections, x[:64], target="android-lce", verify_data=x[:16], progress=False)
@@ -457,3 +457,11 @@ def test_bench_rows_and_summary_states_the_claim():
     assert "`arsp` survival score, lambda 1 (1.11x)" in text and "`bnn-static` sparsity 0.5 (1.11x)" in text
     assert "needs the" in binary_rows.summary([static])
     assert binary_rows.summary([]) is None
+
+
+def test_arsp_takes_its_old_ratios_keyword_with_a_deprecation_warning(vgg):
+    model, x, y = vgg
+    with pytest.warns(DeprecationWarning, match="use keep="):
+        _, report = arsp.arsp(model, (x, y), validation_samples=16, controller="fixed", ratios=0.5,
+                              finetune_epochs=0)
+    assert set(report.ratios.values()) == {0.5}

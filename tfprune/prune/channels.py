@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -32,29 +31,11 @@ import numpy as np
 
 from tfprune.core.count import nonzero_count
 from tfprune.core.graph import ChannelGroup
+from tfprune.deprecation import resolve_renamed
 from tfprune.keras_model import check_keras_model
 
 #: Bisection steps of :func:`ratio_for_nonzeros` (sparsity resolution 2**-12).
 _RATIO_STEPS = 12
-
-def resolve_renamed(new: Any, old: Any, new_name: str, old_name: str, function: str) -> Any:
-    """The value of a renamed keyword: ``new``, or ``old`` with a ``DeprecationWarning``.
-
-    tfprune renamed keywords to one vocabulary (``sparsity`` is the share
-    removed, ``keep`` the share kept); the old names work for one release.
-
-    Example:
-        >>> resolve_renamed(0.5, None, "sparsity", "ratio", "l1_filter_pruning")
-        0.5
-    """
-    if old is None:
-        if new is None:
-            raise TypeError(f"{function}() needs {new_name}=")
-        return new
-    if new is not None:
-        raise TypeError(f"{function}() got both {new_name}= and its old name {old_name}=; give {new_name}= only")
-    warnings.warn(f"{function}({old_name}=...) is deprecated; use {new_name}=", DeprecationWarning, stacklevel=3)
-    return old
 
 
 def l1_filter_pruning(

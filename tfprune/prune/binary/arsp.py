@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from tfprune import keras_model
+from tfprune.deprecation import resolve_renamed
 from tfprune.keras_model import labelled_samples, model_sample_shape
 from tfprune.prune.binary.reservoir import (GRANULARITIES, SCORES, apply_masks, binary_layers, density, filter_layers,
                                       layer_scores, resolve_ratios, sample_masks, ReservoirPruning)
@@ -97,7 +98,7 @@ def arsp(
     granularity: str = "filters",
     score: str = "survival",
     controller: str = "ppo",
-    ratios: float | Mapping[str, float] | None = None,
+    keep: float | Mapping[str, float] | None = None,
     episodes: int = 24,
     episodes_per_iteration: int = 4,
     initial: float = 0.5,
@@ -109,6 +110,7 @@ def arsp(
     resample_every: int | None = None,
     seed: int = 0,
     log_dir: str | None = None,
+    ratios: float | Mapping[str, float] | None = None,
 ) -> tuple[Any, ARSPReport]:
     """Prune a binary model by adaptive reservoir sampling with PPO keep ratios; fine-tune it.
 
@@ -127,7 +129,7 @@ def arsp(
             318,996 B vs 33,412 B with LCE) unless most weights are pruned.
         score: ``"survival"`` (the seed's formula), ``"taylor"``, ``"magnitude"`` or ``"uniform"``.
         controller: ``"ppo"``, ``"random"`` (as many random ratios, best kept) or
-            ``"fixed"`` (``ratios``: one keep ratio or one per layer).
+            ``"fixed"`` (``keep``: one keep ratio or one per layer).
         episodes, episodes_per_iteration, initial, lam: the search's budget, the keep
             ratio actions move from, the density penalty.
         finetune_epochs, learning_rate, batch_size: the SGD fine-tuning.
@@ -139,6 +141,7 @@ def arsp(
             excepted, see :mod:`tfprune.prune.binary.ppo`).
         log_dir: TensorBoard logs of the search (reward, accuracy, density, ratios)
             and of the fine-tuning.
+        ratios: the old name of ``keep`` (deprecated, one release).
 
     Returns:
         ``(masked model, ARSPReport)``: a new model; ``model`` itself is neither
@@ -149,12 +152,14 @@ def arsp(
         >>> x = np.random.default_rng(0).uniform(0, 255, (64, 8, 8, 3)).astype("float32")
         >>> y = np.arange(64) % 10
         >>> pruned, report = arsp(binary_small_vgg(input_shape=(8, 8, 3)), (x, y), validation_samples=16,
-        ...                       controller="fixed", ratios=0.25, finetune_epochs=1)
+        ...                       controller="fixed", keep=0.25, finetune_epochs=1)
         >>> report.granularity, report.ratios["conv2"]  # a quarter of conv2's filters kept
         ('filters', 0.25)
     """
     import tfprune
 
+    if keep is not None or ratios is not None:
+        ratios = resolve_renamed(keep, ratios, "keep", "ratios", "arsp")
     x, y, x_val, y_val = _split(model, data, validation_data, validation_samples)
     _check_arguments(granularity, score, controller, ratios, finetune_epochs, learning_rate)
     keras_model.check_keras_model(model)
@@ -304,9 +309,9 @@ def _check_arguments(granularity: str, score: str, controller: str, ratios: Any,
         if value not in choices:
             raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
     if controller == "fixed" and ratios is None:
-        raise ValueError("controller='fixed' needs ratios=: one keep ratio or one per layer")
+        raise ValueError("controller='fixed' needs keep=: one keep ratio or one per layer")
     if controller != "fixed" and ratios is not None:
-        raise ValueError(f"ratios are only for controller='fixed'; controller={controller!r} finds them")
+        raise ValueError(f"keep= is only for controller='fixed'; controller={controller!r} finds the keep ratios")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"finetune_epochs={epochs!r} must be a non-negative integer")
     if not lr > 0:
