@@ -208,7 +208,6 @@ def cluster_wrap(model: Any, clusters: int = 16, *, per_channel: bool = True, in
         >>> type(cluster_wrap(model, 2).layers[0]).__name__
         'ClusterWeights'
     """
-    import tensorflow as tf
 
     check_keras_model(model)
     if isinstance(clusters, bool) or not isinstance(clusters, int) or clusters < 2:
@@ -229,14 +228,28 @@ def cluster_wrap(model: Any, clusters: int = 16, *, per_channel: bool = True, in
         channelwise = per_channel and _is_conv2d(layer)
         return ClusterWeights(layer, clusters, start, preserve_sparsity=False, cluster_per_channel=channelwise)
 
-    def needs_clustering(layer: Any) -> bool:
-        if not (_is_conv2d(layer) or type(layer) is tf.keras.layers.Dense):
-            return False
-        size = int(np.prod(layer.kernel.shape))
-        per_table = size // layer.kernel.shape[-1] if per_channel and _is_conv2d(layer) else size
-        return per_table > clusters
+    return _wrap_layers(_copy(model), lambda layer: clusterable(layer, clusters, per_channel), wrap)
 
-    return _wrap_layers(_copy(model), needs_clustering, wrap)
+
+def clusterable(layer: Any, clusters: int = 16, per_channel: bool = True) -> bool:
+    """Whether :func:`cluster_wrap` clusters ``layer``: a Conv2D or Dense with more weights per table than ``clusters``.
+
+    A table is one output channel of a Conv2D (``per_channel``) or the whole
+    kernel of a Dense (tfmot clusters Dense kernels per tensor).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> layer = tf.keras.layers.Dense(2); layer.build((None, 20))
+        >>> clusterable(layer, 16), clusterable(layer, 64)
+        (True, False)
+    """
+    import tensorflow as tf
+
+    if not (_is_conv2d(layer) or type(layer) is tf.keras.layers.Dense):
+        return False
+    size = int(np.prod(layer.kernel.shape))
+    per_table = size // layer.kernel.shape[-1] if per_channel and _is_conv2d(layer) else size
+    return per_table > clusters
 
 
 def cluster_strip(model: Any) -> Any:

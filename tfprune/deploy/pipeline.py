@@ -138,6 +138,8 @@ def _export_cortex_m(
     report = build_report(deployed, target="cortex-m", quantization="int8", io=io,
                           compression=_compression_entry(compress_mode, compressed, flatbuffer),
                           verification=_as_dict(verification))
+    if "arena_bytes" not in report["tflm"]:
+        raise ValueError(f"the int8 model does not run on TFLite Micro: {report['tflm']['error']}")
     deployed_info = read_model(deployed)
     sources = c_array.c_sources(
         deployed,

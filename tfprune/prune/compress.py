@@ -57,8 +57,11 @@ SENSITIVITY_LEVELS = (0.75, 0.5, 0.25)
 WIDTH_GRID = (1.0, 0.875, 0.75, 0.625, 0.5, 0.4375, 0.375, 0.3125, 0.25, 0.1875, 0.125)
 #: Weight of the convex term that spreads a cut where measured losses are flat (nats).
 SPREAD = 0.01
+#: Prices of a byte (loss per share of the model's int8 bytes) the search bisects between, and its steps.
+PRICE_RANGE = (1e-3, 1e4)
+PRICE_STEPS = 8
 #: Exported trials of giving channels back after the price search.
-GIVE_BACK_TRIES = 8
+GIVE_BACK_TRIES = 6
 #: Samples of the validation data that sensitivity is measured on.
 SENSITIVITY_SAMPLES = 1000
 
@@ -333,7 +336,9 @@ def _sensitivities(model: Any, groups: list[Any], importance: dict[int, np.ndarr
             smaller = prune_to_widths(model, {group.id: width}, importance, groups=groups)
             points[width / group.size] = max(_loss(smaller, x, y), base_loss)
             per_channel.append((base_bytes - int8_weight_bytes(smaller)) / (group.size - width))
-        curves[group.id] = {"points": points, "bytes_per_channel": float(np.mean(per_channel)) if per_channel else 0.0}
+        # a share of the model's bytes, so that prices are comparable across models
+        share = float(np.mean(per_channel)) / base_bytes if per_channel else 0.0
+        curves[group.id] = {"points": points, "bytes_per_channel": share}
     return curves
 
 
@@ -380,17 +385,24 @@ def _allocate(groups: list[Any], curves: dict[int, dict[str, Any]], price: float
 def _search_widths(model: Any, groups: list[Any], importance: dict[int, np.ndarray],
                    curves: dict[int, dict[str, Any]], context: _Context, weights: str,
                    give_back: bool = True) -> dict[int, int]:
-    """The cheapest-loss widths whose exported artifact (weights encoded as planned) meets the budget."""
-    low, high = 0.0, 1e-6
-    fits = lambda price: _fits(model, groups, importance, _allocate(groups, curves, price), context, weights)  # noqa: E731
-    while not fits(high)[0]:
-        if high > 1e3:
-            smallest = fits(high)[1]
-            raise BudgetError(f"the budget cannot be met by cutting channels: the smallest artifact reached has "
-                              f"{_describe(smallest)}")
-        low, high = high, high * 4
-    for _ in range(8):
-        middle = math.sqrt(low * high) if low > 0 else high / 4
+    """The cheapest-loss widths whose exported artifact (weights encoded as planned) meets the budget.
+
+    Bisection on the price of a byte (log scale, :data:`PRICE_RANGE`): the
+    smallest allocation is tried first, so an unreachable budget fails at once.
+    """
+    def fits(price: float) -> tuple[bool, dict[str, Any] | None]:
+        return _fits(model, groups, importance, _allocate(groups, curves, price), context, weights)
+
+    low, high = PRICE_RANGE
+    fitting, smallest = fits(high)
+    while smallest is None and high > low * 10:  # the smallest cut may leave activations TFLite Micro rejects
+        high /= 10
+        fitting, smallest = fits(high)
+    if not fitting:
+        reached = _describe(smallest) if smallest else "no artifact TFLite Micro can run"
+        raise BudgetError(f"the budget cannot be met: the smallest artifact reached has {reached}")
+    for _ in range(PRICE_STEPS):
+        middle = math.sqrt(low * high)
         if fits(middle)[0]:
             high = middle
         else:
@@ -431,23 +443,54 @@ def _give_back(model: Any, groups: list[Any], importance: dict[int, np.ndarray],
 
 
 def _fits(model: Any, groups: list[Any], importance: dict[int, np.ndarray], widths: dict[int, int],
-          context: _Context, weights: str) -> tuple[bool, dict[str, Any]]:
+          context: _Context, weights: str) -> tuple[bool, dict[str, Any] | None]:
     """Whether the model cut to ``widths``, weights encoded as planned, exports within the budget."""
     key = (tuple(sorted(widths.items())), weights)
     if key not in context.candidates:
-        import tfprune
         from tfprune.prune.channels import prune_to_widths
 
         candidate = prune_to_widths(model, widths, importance, groups=groups)
         if weights == "lut":
-            from tfprune.baselines import cluster_strip, cluster_wrap
-
-            candidate = cluster_strip(cluster_wrap(candidate, 16))
-        artifact = tfprune.export(candidate, context.calibration[:64], target="cortex-m", verify=False,
-                                  progress=False)
-        figures = _artifact_figures(artifact, context)
-        context.candidates[key] = (not context.budget.misses(figures), figures)
+            _simulate_clustering(candidate)
+        try:
+            figures = _candidate_figures(candidate, context)
+        except ValueError:  # TFLite Micro cannot run it (e.g. an activation a cut emptied): not a candidate
+            context.candidates[key] = (False, None)
+        else:
+            context.candidates[key] = (not context.budget.misses(figures), figures)
     return context.candidates[key]
+
+
+def _simulate_clustering(model: Any, clusters: int = 16) -> None:
+    """Give every kernel :func:`tfprune.baselines.cluster_wrap` would cluster ``clusters`` evenly spaced values.
+
+    Fine-tuned centroids differ, but the encoded size depends only on how many
+    values a table holds, so the candidate's bytes are those of the clustered model.
+    """
+    from tfprune.baselines import clusterable
+
+    for layer in model.layers:
+        if not clusterable(layer, clusters):
+            continue
+        kernel = layer.kernel.numpy()
+        axes = tuple(range(kernel.ndim - 1)) if kernel.ndim == 4 else None  # Conv2D per channel, Dense per tensor
+        low, high = kernel.min(axis=axes, keepdims=True), kernel.max(axis=axes, keepdims=True)
+        step = np.where(high > low, (high - low) / (clusters - 1), 1.0)
+        layer.kernel.assign(low + np.round((kernel - low) / step) * step)
+
+
+def _candidate_figures(model: Any, context: _Context) -> dict[str, Any]:
+    """Bytes, arena and MACs of ``model``'s int8 flatbuffer as export stores it, without C sources or checks."""
+    from tfprune.deploy import compress as encode
+    from tfprune.deploy.flatbuffer import read_model
+    from tfprune.deploy.micro import MicroRunner
+    from tfprune.deploy.tflite import convert
+
+    flatbuffer = encode.lut_compress(convert(model, context.calibration[:64]), mode="auto").flatbuffer
+    macs = read_model(flatbuffer).macs
+    return {"flash": len(flatbuffer), "arena": MicroRunner(flatbuffer).arena_bytes, "macs": macs,
+            "time": round(macs / context.dense_macs, 4) if context.dense_macs else 1.0,
+            "time_measured_as": "MACs ratio to the unpruned model"}
 
 
 # --- fine-tuning ------------------------------------------------------------------------------
