@@ -1,13 +1,14 @@
 # Two commands on a fresh machine (Python 3.11, pip, gcc, make):
 #   make demo   install, train a small CNN on CIFAR-10, export it for Cortex-M, print the report
-#   make test   install (with the Cortex-M compiler) and run the tests
+#   make test   install (with the Cortex-M compiler) and run the tests, unit and integration
+#   make unit   the unit tests only (no real data, toolchain or emulator; under two minutes)
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS ?=
 
-.PHONY: demo test bench-quick install arm-toolchain clean
+.PHONY: demo test unit bench-quick install arm-toolchain clean
 
 install: $(VENV)/.installed
 
@@ -18,17 +19,21 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# Debian's Cortex-M cross compiler: it compiles the generated model arrays and gives their flash size.
+# Debian's Cortex-M cross compiler (it compiles the generated model arrays and gives their flash
+# size) and QEMU (it runs the firmware on an emulated Cortex-M4, tfprune.emulate).
 arm-toolchain:
-	@command -v arm-none-eabi-g++ >/dev/null || { \
+	@{ command -v arm-none-eabi-g++ && command -v qemu-system-arm; } >/dev/null || { \
 	  $(SUDO) apt-get update -q && \
-	  $(SUDO) apt-get install -y -q gcc-arm-none-eabi libnewlib-arm-none-eabi; }
+	  $(SUDO) apt-get install -y -q gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm; }
 
 demo: install arm-toolchain
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python examples/train_and_export.py --out demo_out --force $(DEMO_ARGS)
 
 test: install arm-toolchain
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+
+unit: install
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -m "not integration"
 
 # The benchmark's CI tier into a scratch folder (tools/bench --help for the others).
 bench-quick: install

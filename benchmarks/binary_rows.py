@@ -3,9 +3,10 @@
 Every row builds :func:`tfprune.models.binary_resnet8` from the seed (binary 3x3 convs of
 the residual stacks; first conv, shortcuts and classifier in full precision), trains it
 from scratch for ``budget.scratch_epochs`` with Adam (lr 0.001, the seed's) through
-:func:`benchmarks.methods.fit`, prunes its binary convs' connections and fine-tunes
-``budget.finetune_epochs`` with SGD (lr 0.01, the seed's); the fine-tuning time and epochs
-go to the run's ledger. The last ``VALIDATION`` training images are the fixed validation
+:func:`benchmarks.methods.fit_once` (the rows of one ``tools/bench`` run with the same seed
+share that training: the first row spends it, the others book it as reused), prunes its
+binary convs' connections and fine-tunes ``budget.finetune_epochs`` with SGD (lr 0.01, the
+seed's); the fine-tuning time and epochs go to the row's ledger. The last ``VALIDATION`` training images are the fixed validation
 split every search and report reads; they are not trained on. The row is deployed as
 :func:`tfprune.deploy.binary.for_micro` makes it: int8, binary activations as exact int8
 steps, LUT-compressed weights (2-bit where pruned, 1-bit where not).
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.methods import BenchData, Budget, Method, fit
+from benchmarks.methods import BenchData, Budget, Method, fit_once
 
 #: PPO episodes per search (4 per iteration): about a minute on the 2-core host.
 EPISODES = 16
@@ -50,10 +51,6 @@ STEEP_LAMBDA = 1.0
 _LONG = ("standard", "full")
 _NAMES = ("bnn-dense", "bnn-static", "bnn-reservoir", "arsp", "arsp-magnitude", "arsp-random-ratios")
 _PRUNED = _NAMES[1:]
-#: Weights, seconds and epochs of the trained dense binary ResNet-8, per training setting: the
-#: rows of one ``tools/bench`` run share it (the same seed trains the same model), and each row
-#: still books the training's time and epochs in its ledger.
-_TRAINED: dict[tuple[Any, ...], tuple[list[np.ndarray], float, int]] = {}
 
 
 def _model(seed: int) -> Any:
@@ -96,16 +93,9 @@ def _row(controller: str, score: str = "survival", ratios: float | None = None, 
 
 def _train_once(model: Any, train: BenchData, budget: Budget, seed: int) -> None:
     """Train from scratch with Adam 1e-3, or load what an earlier row of this run trained the same way."""
-    key = (seed, budget.scratch_epochs, budget.batch_size, len(train.x_train), hash(train.x_train[:8].tobytes()))
-    if key not in _TRAINED:
-        seconds, epochs = train.ledger.seconds, train.ledger.epochs
-        fit(model, train, budget.scratch_epochs, dataclasses.replace(budget, learning_rate=1e-3), seed)
-        _TRAINED[key] = (model.get_weights(), train.ledger.seconds - seconds, train.ledger.epochs - epochs)
-        return
-    weights, seconds, epochs = _TRAINED[key]
-    model.set_weights(weights)
-    train.ledger.seconds += seconds
-    train.ledger.epochs += epochs
+    key = ("binary_resnet8", seed, budget.scratch_epochs, budget.batch_size, len(train.x_train),
+           hash(train.x_train[:8].tobytes()))
+    fit_once(model, train, budget.scratch_epochs, dataclasses.replace(budget, learning_rate=1e-3), seed, key)
 
 
 def _finetune_dense(model: Any, train: BenchData, validation: Any, budget: Budget, seed: int) -> tuple[Any, dict]:
@@ -113,7 +103,7 @@ def _finetune_dense(model: Any, train: BenchData, validation: Any, budget: Budge
     from tfprune.prune.binary import arsp
 
     pruned, report = arsp.arsp(model, (train.x_train, train.y_train), validation_data=validation,
-                               controller="fixed", ratios=1.0, score="magnitude",
+                               controller="fixed", ratios=1.0, score="magnitude", granularity="connections",
                                finetune_epochs=budget.finetune_epochs, batch_size=budget.batch_size, seed=seed)
     train.ledger.seconds += report.finetune_seconds
     train.ledger.epochs += report.finetune_epochs

@@ -1,9 +1,10 @@
 """``tools/bench``: run benchmark tiers and regenerate BENCHMARKS.md.
 
     tools/bench --tier standard                    # run what is missing, then rewrite BENCHMARKS.md
+    tools/bench --tier standard --refresh          # also re-run rows whose code changed (or is unknown)
     tools/bench --tier quick --results /tmp/q      # CI: quick tier into a scratch folder, checked
     tools/bench --render                           # only rewrite BENCHMARKS.md and the plots
-    tools/bench --check                            # exit 1 if BENCHMARKS.md is stale
+    tools/bench --check                            # exit 1 on a bad or unclean row, or a stale page
 
 Example:
     >>> main(["--list"])  # doctest: +ELLIPSIS
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "tools" / "results"
 MARKDOWN = ROOT / "BENCHMARKS.md"
 
@@ -54,10 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", help="comma-separated seeds (default: the tier's)")
     parser.add_argument("--results", default=str(RESULTS), help="folder of results files")
     parser.add_argument("--markdown", default=str(MARKDOWN), help="the page to write")
+    parser.add_argument("--refresh", action="store_true",
+                        help="also re-run the rows whose code changed since they ran, or was not recorded")
     parser.add_argument("--render", action="store_true", help="only regenerate the page and plots")
-    parser.add_argument("--check", action="store_true", help="exit 1 if the page differs from the results")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 on a result out of the schema, from an unclean tree, or a stale page; "
+                             "report which rows ran code that changed since")
     parser.add_argument("--list", action="store_true", help="list the methods")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress (a bar on a terminal, one line per row otherwise)")
     return parser
 
 
@@ -70,7 +76,7 @@ def _run(args: argparse.Namespace) -> str | None:
                if tier.name in method.tiers]
     seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
     path = Path(args.results) / f"{harness.MODEL}_{harness.DATASET}_{tier.name}.jsonl"
-    harness.run(methods, tier, path, seeds=seeds, progress=not args.quiet)
+    harness.run(methods, tier, path, seeds=seeds, progress=not args.quiet, refresh=args.refresh)
     if tier.name == "quick":
         return checks.quick_tier_failure(harness.read_results(path))
     return None
@@ -83,19 +89,30 @@ def _all_results(folder: Path) -> list[dict]:
 
 
 def _plot_paths(results: list[dict], markdown: Path, folder: Path) -> dict[tuple[str, str, str], str]:
-    groups = {(r["model"], r["dataset"], r["key"]["tier"]) for r in results}
-    return {group: os.path.relpath(folder / f"pareto_{'_'.join(group)}.png", markdown.parent) for group in groups}
+    from benchmarks.markdown import table_of
+
+    return {group: os.path.relpath(folder / f"pareto_{'_'.join(group)}.png", markdown.parent)
+            for group in {table_of(r) for r in results}}
+
+
+def _page(folder: Path, markdown: Path, results: list[dict]) -> str:
+    from benchmarks.audit import archived
+    from benchmarks.markdown import render
+
+    return (render(results, _plot_paths(results, markdown, folder), archived(folder))
+            + _scenario_sections(folder, markdown))
 
 
 def _write(folder: Path, markdown: Path) -> None:
-    from benchmarks.markdown import plot_pareto, render
+    from benchmarks.harness import write_atomically
+    from benchmarks.markdown import table_of
+    from benchmarks.plots import plot_pareto
 
     results = _all_results(folder)
-    plots = _plot_paths(results, markdown, folder)
-    for group, relative in plots.items():
-        runs = [r for r in results if (r["model"], r["dataset"], r["key"]["tier"]) == group]
+    for group, relative in _plot_paths(results, markdown, folder).items():
+        runs = [r for r in results if table_of(r) == group]
         plot_pareto(runs, markdown.parent / relative, f"{group[0]} on {group[1]}, {group[2]} tier")
-    markdown.write_text(render(results, plots) + _scenario_sections(folder, markdown))
+    write_atomically(markdown, _page(folder, markdown, results).encode())
     print(f"wrote {markdown} from {len(results)} results")
 
 
@@ -114,14 +131,21 @@ def _scenario_sections(folder: Path, markdown: Path) -> str:
 
 
 def _check(folder: Path, markdown: Path) -> int:
-    from benchmarks.markdown import render
+    """Audit the results (benchmarks.audit), then compare the page with what they render."""
+    from benchmarks.audit import audit
 
-    results = _all_results(folder)
-    expected = render(results, _plot_paths(results, markdown, folder)) + _scenario_sections(folder, markdown)
-    if not markdown.exists() or markdown.read_text() != expected:
+    outcome = audit(folder)
+    for line in outcome.report:
+        print(line)
+    for failure in outcome.failures:
+        print(f"tools/bench --check: {failure}", file=sys.stderr)
+    if outcome.failures:
+        print(f"tools/bench --check: {len(outcome.failures)} problem(s) in {folder}", file=sys.stderr)
+        return 1
+    if not markdown.exists() or markdown.read_text() != _page(folder, markdown, outcome.results):
         print(f"{markdown} is stale: regenerate it with `tools/bench --render` and commit it", file=sys.stderr)
         return 1
-    print(f"{markdown} matches {len(results)} results")
+    print(f"{markdown} matches {len(outcome.results)} results")
     return 0
 
 

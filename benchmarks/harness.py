@@ -2,10 +2,14 @@
 
 Each run is keyed by (method, settings, tier, seed) and appended as one JSON line
 to a results file; a key already there is skipped, so an interrupted benchmark
-resumes. Every figure is measured on the deployed artifact: accuracy of the
+resumes (``refresh=True`` re-runs the rows whose code changed since, or is unknown).
+Every figure is measured on the deployed artifact: accuracy of the
 int8 flatbuffer in the TFLite interpreter on the test split, agreement of the
 TFLite Micro interpreter with it on a subset, bytes, arena and time from
-``tfprune.export``'s report.
+``tfprune.export``'s report. The artifact is kept beside the results as
+``artifacts/<sha256>.tflite``; the row names it by that hash. A result is checked
+against :mod:`benchmarks.schema` before it is written, and records the commit,
+whether the tree was clean and the code it ran (:mod:`benchmarks.provenance`).
 
 Example:
     >>> from benchmarks.tiers import TIERS
@@ -15,20 +19,22 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import platform
-import subprocess
+import sys
 import tempfile
 import time
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from benchmarks import provenance, schema
 from benchmarks.methods import BenchData, Method, TrainingLedger
 from benchmarks.tiers import MLPERF_PRETRAINING_EPOCHS, Tier
 
@@ -36,13 +42,24 @@ MODEL = "resnet8"
 DATASET = "cifar10"
 
 
+#: The folder, beside a results file, that keeps the artifacts its rows were measured on.
+ARTIFACTS = "artifacts"
+
+
 @dataclass
 class RunContext:
-    """What one benchmark invocation shares across its runs."""
+    """What one benchmark invocation shares across its runs.
+
+    ``outputs`` are the paths the run writes (results, artifacts): their changes do not
+    make the tree unclean. ``code`` holds the hashes of every file the run's methods can
+    execute, taken when the run started (what the process may have loaded).
+    """
 
     tier: Tier
     data: BenchData
     dense_ms: float | None = None
+    outputs: list[Path] = field(default_factory=list)
+    code: dict[str, str] = field(default_factory=dict)
 
 
 def result_key(method: Method, tier: Tier, seed: int) -> dict[str, Any]:
@@ -79,15 +96,49 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def append_result(path: str | os.PathLike, result: dict[str, Any]) -> None:
-    """Add one result line; the file is rewritten through a temporary file so it is never torn."""
+def artifact_path(results_path: str | os.PathLike, sha256: str) -> Path:
+    """Where the artifact of a row of ``results_path`` with this ``flatbuffer_sha256`` is kept."""
+    return Path(results_path).parent / ARTIFACTS / f"{sha256}.tflite"
+
+
+def append_result(path: str | os.PathLike, result: dict[str, Any], artifact: bytes | None = None) -> None:
+    """Add one result line, after :func:`benchmarks.schema.validate` (ValueError naming the field).
+
+    With ``artifact`` (the deployed flatbuffer), the row's bytes and hash must be the
+    artifact's; it is kept under :data:`ARTIFACTS`. A row with the same key is replaced.
+    Files are rewritten through a temporary file, so they are never torn.
+    """
+    schema.validate(result)
     path = Path(path)
+    if artifact is not None:
+        _check_artifact(result, artifact)
+        write_atomically(artifact_path(path, result["flatbuffer_sha256"]), bytes(artifact))
+    key = json.dumps(result["key"], sort_keys=True)
+    kept = [line for line in (path.read_text().splitlines() if path.exists() else [])
+            if line.strip() and json.dumps(json.loads(line)["key"], sort_keys=True) != key]
+    write_atomically(path, "".join(line + "\n" for line in kept + [json.dumps(result, sort_keys=True)]).encode())
+
+
+def _check_artifact(result: dict[str, Any], artifact: bytes) -> None:
+    if result["flatbuffer_bytes"] != len(artifact):
+        raise ValueError(f"benchmark result refused: flatbuffer_bytes: {result['flatbuffer_bytes']} is not the "
+                         f"artifact's {len(artifact)} B")
+    if result.get("flatbuffer_sha256") != hashlib.sha256(artifact).hexdigest():
+        raise ValueError("benchmark result refused: flatbuffer_sha256: not the artifact's hash")
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in its folder, so it is never torn."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = path.read_text() if path.exists() else ""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
-        out.write(lines + json.dumps(result, sort_keys=True) + "\n")
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temporary, path.stat().st_mode if path.exists() else 0o644)  # mkstemp makes it private
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def run(
@@ -96,30 +147,55 @@ def run(
     results_path: str | os.PathLike,
     seeds: Iterable[int] | None = None,
     progress: bool = True,
+    refresh: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run every (method, seed) not yet in ``results_path``; returns the new results."""
+    """Run every (method, seed) not yet in ``results_path``; returns the new results.
+
+    ``refresh`` also re-runs the rows whose code changed since, or is unknown; each old row
+    is replaced when its new one is written. Progress is a bar on a terminal and one line
+    per row otherwise (``progress=False``: nothing).
+    """
     methods = list(methods)
-    done = {json.dumps(result["key"], sort_keys=True) for result in read_results(results_path)}
+    results_path = Path(results_path)
+    done = {json.dumps(result["key"], sort_keys=True) for result in read_results(results_path)
+            if not (refresh and provenance.code_status(result) != "current")}
     todo = [(method, seed) for method in methods for seed in (seeds or tier.seeds if method.seeded else (0,))
             if json.dumps(result_key(method, tier, seed), sort_keys=True) not in done]
     if not todo:
         return []
-    context = RunContext(tier=tier, data=load_data(tier))
+    context = RunContext(tier=tier, data=load_data(tier), outputs=[results_path, results_path.parent / ARTIFACTS],
+                         code=provenance.code_files(m for method, _ in todo for m in _modules(method)))
     context.dense_ms = _dense_int8_ms(context)
     new = []
-    bar = tqdm(todo, desc=f"bench {tier.name}", disable=not progress)
-    for method, seed in bar:
+    bar = tqdm(todo, desc=f"bench {tier.name}", disable=None if progress else True)
+    for index, (method, seed) in enumerate(bar, 1):
         bar.set_postfix_str(f"{method.name} {method.key_settings()} seed {seed}")
-        result = run_one(method, seed, context)
-        append_result(results_path, result)
+        result, artifact = run_one(method, seed, context)
+        append_result(results_path, result, artifact)
         new.append(result)
+        if progress and bar.disable:
+            print(f"bench {tier.name} [{index}/{len(todo)}] {_summary_line(result)}", file=sys.stderr, flush=True)
     return new
 
 
-def run_one(method: Method, seed: int, context: RunContext) -> dict[str, Any]:
-    """Prune, train and measure one (method, seed)."""
+def _summary_line(result: dict[str, Any]) -> str:
+    key = result["key"]
+    return (f"{key['method']} {key['settings']} seed {key['seed']}: {result['accuracy']:.2%}, "
+            f"{result['flatbuffer_bytes']:,} B, prune {result['prune_seconds']:.1f} s, "
+            f"train {result['train_seconds']:.0f} s")
+
+
+def run_one(method: Method, seed: int, context: RunContext) -> tuple[dict[str, Any], bytes]:
+    """Prune, train and measure one (method, seed): the result and the deployed flatbuffer.
+
+    The commit, the tree's state and the code's file hashes are taken before the method
+    runs and again after: a row whose code changed since the run started, or whose tree
+    was not clean, is recorded unclean.
+    """
     import tensorflow as tf
 
+    modules = _modules(method)
+    before = _provenance(modules, context)
     tf.keras.utils.set_random_seed(seed)
     ledger = TrainingLedger()
     data = dataclasses.replace(context.data, ledger=ledger, figures={})
@@ -127,7 +203,9 @@ def run_one(method: Method, seed: int, context: RunContext) -> dict[str, Any]:
     start = time.perf_counter()
     candidate = method.prune(model, data, context.tier.budget, seed)
     total_seconds = time.perf_counter() - start
-    figures = measure(candidate, method, context)
+    figures, flatbuffer = measure(candidate, method, context)
+    after = _provenance(modules, context)
+    train_seconds = ledger.seconds + ledger.reused_seconds
     return {
         "key": result_key(method, context.tier, seed),
         "model": MODEL,
@@ -135,16 +213,31 @@ def run_one(method: Method, seed: int, context: RunContext) -> dict[str, Any]:
         "start": method.start,
         "description": method.description,
         "prune_seconds": round(total_seconds - ledger.seconds, 2),
-        "train_seconds": round(ledger.seconds, 2),
+        "train_seconds": round(train_seconds, 2),
+        "train_seconds_reused": round(ledger.reused_seconds, 2),
         "epochs_total": ledger.epochs + (0 if method.start == "scratch" else MLPERF_PRETRAINING_EPOCHS),
         "epochs_this_run": ledger.epochs,
         **figures,
         **({"extra": data.figures} if data.figures else {}),
-        "commit": _git_commit(),
+        "commit": before["commit"],
+        "clean": before["clean"] and after["clean"] and before["code"] == after["code"]
+                 and all(context.code.get(path) == digest for path, digest in before["code"]["files"].items()),
+        "code": before["code"],
         "versions": _versions(),
         "host": platform.machine(),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    }, flatbuffer
+
+
+def _modules(method: Method) -> list[str]:
+    """The modules whose import closure is a row's code: the harness and the method's own."""
+    return ["benchmarks.harness", method.prune.__module__] + ([method.model.__module__] if method.model else [])
+
+
+def _provenance(modules: list[str], context: RunContext) -> dict[str, Any]:
+    files = provenance.code_files(modules)
+    return {"commit": provenance.git_commit(), "clean": provenance.tree_clean(context.outputs),
+            "code": {"fingerprint": provenance.fingerprint(files), "files": files}}
 
 
 def _starting_model(method: Method, seed: int) -> Any:
@@ -159,8 +252,10 @@ def _starting_model(method: Method, seed: int) -> Any:
     return None
 
 
-def measure(candidate: Any, method: Method, context: RunContext) -> dict[str, Any]:
+def measure(candidate: Any, method: Method, context: RunContext) -> tuple[dict[str, Any], bytes]:
     """Export ``candidate`` (a Keras model or a flatbuffer) and measure the artifact.
+
+    Returns the figures and the deployed flatbuffer they were measured on.
 
     Accuracy runs in the TFLite interpreter on the test split; for a
     LUT-compressed artifact (which the stock interpreter cannot load) on the same
@@ -192,6 +287,7 @@ def measure(candidate: Any, method: Method, context: RunContext) -> dict[str, An
         "tflm_agreement": agreement,
         "agreement_samples": len(data.x_agreement),
         "flatbuffer_bytes": report["flatbuffer_bytes"],
+        "flatbuffer_sha256": hashlib.sha256(flatbuffer).hexdigest(),
         "weight_bytes": report["weight_bytes"],
         "arena_bytes": report["tflm"].get("arena_bytes"),
         "macs": report["macs"],
@@ -201,7 +297,7 @@ def measure(candidate: Any, method: Method, context: RunContext) -> dict[str, An
         "tflm_ms_host": tflm_ms,
         "tflm_ms_dense_same_run": context.dense_ms,
         "tflm_time_ratio": round(tflm_ms / context.dense_ms, 4) if tflm_ms and context.dense_ms else None,
-    }
+    }, bytes(flatbuffer)
 
 
 def _micro_agreement(flatbuffer: bytes, x: np.ndarray) -> float:
@@ -224,17 +320,6 @@ def _dense_int8_ms(context: RunContext) -> float:
 
     artifact = tfprune.export(resnet8(weights="mlperf"), context.data.x_calibration, verify=False, progress=False)
     return artifact.report["tflm"]["ms_per_inference"]
-
-
-def _git_commit() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True, cwd=Path(__file__).parent).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=Path(__file__).parent).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _versions() -> dict[str, str]:

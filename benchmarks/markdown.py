@@ -1,7 +1,8 @@
-"""BENCHMARKS.md and the Pareto plot, generated from the results files alone.
+"""BENCHMARKS.md, generated from the results files and the code they name.
 
-The page is never edited by hand: ``render(results)`` is a pure function of the
-results, so CI can regenerate it and fail when the committed page differs.
+The page is never edited by hand: ``render(results)`` is a function of the results
+and of the files their rows ran (a row whose files changed since is marked), so CI
+can regenerate it and fail when the committed page differs.
 
 Example:
     >>> page = render([])
@@ -11,11 +12,11 @@ Example:
 
 from __future__ import annotations
 
-import os
-from collections import defaultdict
-from pathlib import Path
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from statistics import mean
-from typing import Any, Iterable
+from typing import Any
 
 HEADER = """# Benchmarks
 
@@ -32,22 +33,44 @@ the same run (**ms** is that time on the benchmark host, useful only as a ratio)
 **train s** are wall seconds spent pruning and training; **epochs** counts all training the
 artifact received, pretraining included (MLPerf trained its ResNet-8 for 500 epochs). Rows with
 several seeds give the mean, with the range in brackets.
+
+Every row records its commit, and its results are committed only from a clean tree
+(`tools/bench --check` refuses a row run with uncommitted changes, and any value out of its
+range). A row also lists the files of the code it ran, with their hashes: **†** marks a row
+whose code has changed since it ran, **‡** a row recorded before rows listed their code (its
+commit is known, its files are not). `tools/bench --tier <tier> --refresh` re-runs the marked
+rows (`--methods` narrows it).
 """
 
 COLUMNS = ["method", "settings", "seeds", "accuracy", "TFLM agree", "flatbuffer", "weights", "arena", "MACs",
            "time ratio", "ms", "prune s", "train s", "epochs", "nonzeros"]
 
 
-def render(results: Iterable[dict[str, Any]], plots: dict[tuple[str, str, str], str] | None = None) -> str:
-    """The whole BENCHMARKS.md text: one table per (model, dataset, tier)."""
+#: The marks of a row whose code changed since it ran, and of one recorded before rows listed their code.
+MARKS = {"changed": "†", "unknown": "‡"}
+
+
+def render(results: Iterable[dict[str, Any]], plots: dict[tuple[str, str, str], str] | None = None,
+           archived: Iterable[dict[str, Any]] = ()) -> str:
+    """The whole BENCHMARKS.md text: one table per (model, dataset, tier).
+
+    ``archived`` are rows kept out of the evidence (``tools/results/archive/``); a table
+    says how many of its tier's rows are there.
+    """
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for result in results:
-        groups[(result["model"], result["dataset"], result["key"]["tier"])].append(result)
+        groups[table_of(result)].append(result)
+    left_out = Counter(table_of(result) for result in archived)
     sections = [HEADER]
     for model, dataset, tier in sorted(groups, key=_tier_order):
         sections.append(_section(model, dataset, tier, groups[(model, dataset, tier)], (plots or {}).get(
-            (model, dataset, tier))))
+            (model, dataset, tier)), left_out[(model, dataset, tier)]))
     return "\n".join(sections).rstrip() + "\n"
+
+
+def table_of(result: dict[str, Any]) -> tuple[str, str, str]:
+    """The table a result belongs to: (model, dataset, tier)."""
+    return result["model"], result["dataset"], result["key"]["tier"]
 
 
 def _tier_order(group: tuple[str, str, str]) -> tuple[str, str, int]:
@@ -55,12 +78,18 @@ def _tier_order(group: tuple[str, str, str]) -> tuple[str, str, int]:
     return group[0], group[1], order.get(group[2], 3)
 
 
-def _section(model: str, dataset: str, tier: str, results: list[dict[str, Any]], plot: str | None) -> str:
-    rows = [_row(runs) for runs in _by_setting(results).values()]
-    commits = sorted({result["commit"] for result in results})
+def _section(model: str, dataset: str, tier: str, results: list[dict[str, Any]], plot: str | None,
+             archived: int = 0) -> str:
+    from benchmarks.provenance import code_status
+
+    status = {id(result): code_status(result) for result in results}
+    rows = [_row(runs, {status[id(run)] for run in runs}) for runs in _by_setting(results).values()]
     lines = [f"## {model} on {dataset}, {tier} tier", "",
-             f"Reproduce: `tools/bench --tier {tier}` (results in `tools/results/{model}_{dataset}_{tier}.jsonl`; "
-             f"commits {', '.join(commits)}; host {results[0].get('host', '?')}).", ""]
+             (f"Reproduce: `tools/bench --tier {tier}` (results in `tools/results/{model}_{dataset}_{tier}.jsonl`; "
+              f"host {results[0].get('host', '?')})."), "", _provenance_line(tier, results, status)]
+    for line in (_corrections_line(results), _archive_line(tier, archived)):
+        lines += ["", line] if line else []
+    lines.append("")
     lines.append("| " + " | ".join(COLUMNS) + " |")
     lines.append("|" + "---|" * len(COLUMNS))
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -71,6 +100,38 @@ def _section(model: str, dataset: str, tier: str, results: list[dict[str, Any]],
     if plot:
         lines += ["", f"![accuracy against flatbuffer bytes, {model} {dataset} {tier}]({plot})"]
     return "\n".join(lines) + "\n"
+
+
+def _provenance_line(tier: str, results: list[dict[str, Any]], status: dict[int, str]) -> str:
+    """Which commits the rows come from, and how many ran code that is current, changed or unknown."""
+    commits = Counter(result["commit"] for result in results)
+    first = {}
+    for result in sorted(results, key=lambda r: r["timestamp"]):
+        first.setdefault(result["commit"], result["timestamp"])
+    listed = ", ".join(f"{commit} ({commits[commit]})" for commit in sorted(commits, key=first.get))
+    counts = Counter(status.values())
+    text = (f"Rows ({len(results)}) by commit, oldest first: {listed}. Code: {counts['current']} rows ran the "
+            f"code of this checkout, {counts['changed']} code that has changed since ({MARKS['changed']}), "
+            f"{counts['unknown']} were recorded before rows listed their code ({MARKS['unknown']})")
+    if counts["changed"] or counts["unknown"]:
+        text += f"; refresh them with `tools/bench --tier {tier} --refresh`"
+    return text + "."
+
+
+def _corrections_line(results: list[dict[str, Any]]) -> str:
+    """What was corrected in recorded rows after they ran, and why (the rows' ``corrections``)."""
+    corrected: dict[tuple[str, str], int] = Counter(
+        (c["field"], c["why"]) for result in results for c in result.get("corrections", []))
+    return " ".join(f"Corrected after the run: `{field}` of {count} row{'s' if count > 1 else ''}: {why} "
+                    f"(before and after: the rows' `corrections`)." for (field, why), count in sorted(corrected.items()))
+
+
+def _archive_line(tier: str, archived: int) -> str:
+    if not archived:
+        return ""
+    return (f"Left out: {archived} rows of this tier ran on trees with uncommitted changes; they are kept in "
+            f"`tools/results/archive/` and are not evidence (re-run them from a clean checkout with "
+            f"`tools/bench --tier {tier}`).")
 
 
 def _by_setting(results: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -85,10 +146,11 @@ def _method_order(result: dict[str, Any]) -> tuple[int, int]:
     return order.get(result["start"], 3), -result["flatbuffer_bytes"]
 
 
-def _row(runs: list[dict[str, Any]]) -> list[str]:
+def _row(runs: list[dict[str, Any]], statuses: set[str] = frozenset()) -> list[str]:
     first = runs[0]
+    marks = "".join(MARKS[status] for status in ("changed", "unknown") if status in statuses)
     return [
-        first["key"]["method"],
+        first["key"]["method"] + (f" {marks}" if marks else ""),
         _settings(first["key"]["settings"]),
         str(len(runs)),
         _spread(runs, "accuracy", "{:.2%}"),
@@ -107,8 +169,6 @@ def _row(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def _settings(text: str) -> str:
-    import json
-
     settings = json.loads(text)
     return ", ".join(f"{key}={value}" for key, value in settings.items()) or "-"
 
@@ -120,31 +180,3 @@ def _spread(runs: list[dict[str, Any]], key: str, form: str) -> str:
     if len(values) == 1 or min(values) == max(values):
         return form.format(values[0])
     return f"{form.format(mean(values))} [{form.format(min(values))}-{form.format(max(values))}]"
-
-
-def plot_pareto(results: list[dict[str, Any]], path: str | os.PathLike, title: str) -> Path:
-    """Accuracy against flatbuffer bytes, one marker per method, written as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    markers = "osD^v<>pP*Xh"
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
-    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for result in results:
-        by_method[result["key"]["method"]].append(result)
-    for index, (method, runs) in enumerate(sorted(by_method.items())):
-        axes.scatter([run["flatbuffer_bytes"] / 1024 for run in runs], [100 * run["accuracy"] for run in runs],
-                     marker=markers[index % len(markers)], label=method, alpha=0.8)
-    axes.set_xlabel("flatbuffer (KiB)")
-    axes.set_ylabel("top-1 accuracy of the artifact (%)")
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, loc="lower right")
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path

@@ -25,10 +25,17 @@ Start = Literal["pretrained", "scratch", "artifact"]
 
 @dataclass
 class TrainingLedger:
-    """Training time and epochs spent inside a method's ``prune``, kept apart from pruning time."""
+    """Training time and epochs inside a method's ``prune``, kept apart from pruning time.
+
+    ``seconds`` were spent in this call (the harness subtracts them from its wall time to get
+    pruning seconds); ``reused_seconds`` are the training an earlier row of the same run spent
+    on weights this row loads (part of the artifact's training, not of this call's wall time).
+    ``epochs`` counts both.
+    """
 
     seconds: float = 0.0
     epochs: int = 0
+    reused_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,9 @@ class BenchData:
     #: Extra JSON-ready figures a method measures itself (another target's bytes, say); stored
     #: under the result's ``"extra"``.
     figures: dict[str, Any] = field(default_factory=dict)
+    #: What one row leaves for the later rows of the same ``tools/bench`` run (trained weights,
+    #: see :func:`fit_once`); the harness makes one per run, so nothing outlives it.
+    run_cache: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -109,4 +119,37 @@ def fit(model: Any, data: BenchData, epochs: int, budget: Budget, seed: int, cal
               callbacks=list(callbacks), shuffle=True)
     data.ledger.seconds += time.perf_counter() - start
     data.ledger.epochs += epochs
+    return model
+
+
+def fit_once(model: Any, data: BenchData, epochs: int, budget: Budget, seed: int, key: Any) -> Any:
+    """:func:`fit`, or load the weights an earlier row of this run trained under the same ``key``.
+
+    A hit spends no training time in this call: the earlier row's seconds go to
+    ``data.ledger.reused_seconds`` (the artifact received that training, this call did not
+    spend it) and its epochs to ``data.ledger.epochs``.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> def model():
+        ...     tf.keras.utils.set_random_seed(0)
+        ...     return tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(2)])
+        >>> x, y = np.zeros((8, 2), "float32"), np.zeros(8, "int64")
+        >>> cache = {}
+        >>> rows = [BenchData(x, y, x, y, x, x, run_cache=cache) for _ in range(2)]
+        >>> _ = fit_once(model(), rows[0], 1, Budget(1, 1), 0, key="dense")
+        >>> _ = fit_once(model(), rows[1], 1, Budget(1, 1), 0, key="dense")
+        >>> rows[1].ledger.seconds, rows[1].ledger.epochs, rows[1].ledger.reused_seconds == rows[0].ledger.seconds
+        (0.0, 1, True)
+    """
+    cached = data.run_cache.get(key)
+    if cached is None:
+        seconds, spent_epochs = data.ledger.seconds, data.ledger.epochs
+        fit(model, data, epochs, budget, seed)
+        data.run_cache[key] = (model.get_weights(), data.ledger.seconds - seconds, data.ledger.epochs - spent_epochs)
+        return model
+    weights, seconds, spent_epochs = cached
+    model.set_weights(weights)
+    data.ledger.reused_seconds += seconds
+    data.ledger.epochs += spent_epochs
     return model

@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="output directory (must not exist or be empty; --force)")
     parser.add_argument("--model", choices=("resnet8", "vgg"), default="resnet8")
-    parser.add_argument("--granularity", choices=("connections", "filters"), default="connections",
-                        help="filters keep the model 1-bit for LCE; connections make it ternary")
+    parser.add_argument("--granularity", choices=("filters", "connections"), default="filters",
+                        help="filters (default) keep the model 1-bit and make it smaller; connections make it "
+                             "ternary, which both artifacts pay for")
     parser.add_argument("--optimizer", choices=("adam", "bop"), default="adam")
     parser.add_argument("--train-samples", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=3, help="training epochs before pruning")

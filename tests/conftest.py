@@ -1,4 +1,7 @@
-"""Shared fixtures: real data from ../shared/data and a small CNN trained on MNIST."""
+"""Shared fixtures: the real data (``$TFPRUNE_DATA``, see ../conftest.py) and a small CNN trained on MNIST.
+
+A test asking for one of them is an integration test (../conftest.py marks it).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +13,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The project's read-only copy of the public datasets (CI has it beside the clone)."""
-    if not (SHARED_DATA / "mnist.npz").is_file():
-        pytest.fail(f"{SHARED_DATA} is missing: the tests need ../shared/data beside the checkout")
-    return SHARED_DATA
+    """The project's read-only copy of the public datasets: ``$TFPRUNE_DATA``, CI's ../shared/data."""
+    from tfprune.datasets import data_dir
+
+    try:
+        folder = data_dir()
+    except ValueError as error:
+        pytest.fail(f"the integration tests need the data: {error}")
+    if not (folder / "mnist.npz").is_file():
+        pytest.fail(f"{folder} holds no mnist.npz: the tests need the project's data folder (../shared/data)")
+    return folder
 
 
 @pytest.fixture(scope="session")

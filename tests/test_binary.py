@@ -214,9 +214,11 @@ def test_cortex_m_export_has_decode_and_tflm_outputs_identical(vgg):
 
     model, x, y = vgg
     pruned, report = arsp.arsp(model, (x, y), validation_samples=32, controller="fixed", ratios=0.5,
-                               finetune_epochs=0)
-    micro = deploy.for_micro(pruned)
-    artifact = tfprune.export(micro, x[:64], target="cortex-m", compress="lut", verify_data=x[:16], progress=False)
+                               granularity="connections", finetune_epochs=0)
+    # through the front door: export routes the larq model through for_micro itself
+    artifact = tfprune.export(pruned, x[:64], target="cortex-m", compress="lut", verify_data=x[:16], progress=False)
+    assert artifact.report["larq"]["automatic"] and artifact.report["larq"]["sign_activation_layers"]
+    assert "int8 step" in artifact.report["larq"]["emulation"] and "larq model" in str(artifact.report)
     assert "DECODE" in read_model(artifact.flatbuffer).op_names
     assert "SIGN" not in read_model(artifact.flatbuffer).op_names
     outputs = []
@@ -314,6 +316,7 @@ def test_arsp_bad_inputs(vgg):
         (dict(granularity="rows"), "granularity"), (dict(score="grad"), "score"),
         (dict(controller="fixed"), "needs ratios"), (dict(ratios=0.5), "only for controller='fixed'"),
         (dict(validation_samples=500), "validation_samples"), (dict(finetune_epochs=-1), "finetune_epochs"),
+        (dict(layers=["nope"]), r"has no layer\(s\) \['nope'\]"),
     ]
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -323,6 +326,96 @@ def test_arsp_bad_inputs(vgg):
     with pytest.raises(ValueError, match="no binary layer"):
         arsp.arsp(tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)]),
                   (np.ones((8, 3)), np.zeros(8)), validation_samples=2)
+
+
+def test_arsp_prunes_the_layers_it_is_given(vgg):
+    model, x, y = vgg
+    pruned, report = arsp.arsp(model, (x, y), validation_samples=32, layers=["conv3", "classifier"],
+                               granularity="connections", controller="fixed", ratios=0.5, finetune_epochs=0)
+    assert report.layers == ["conv3", "classifier"]
+    sparsity = {name: pruned.get_layer(name).sparsity() for name in ("conv2", "conv3", "classifier")}
+    assert sparsity["conv3"] == pytest.approx(0.5, abs=1e-3) and sparsity["classifier"] == pytest.approx(0.5, abs=1e-3)
+    assert sparsity["conv2"] == 0.0
+
+
+def test_arsp_leaves_the_callers_model_and_random_states_alone(vgg):
+    import random
+
+    model, x, y = vgg
+    wrapped = tfprune.wrap(model, layers=reservoir.binary_layers(model))
+    wrapped.compile(models.optimizer("adam"), "sparse_categorical_crossentropy")
+    optimizer, weights = wrapped.optimizer, [w.copy() for w in wrapped.get_weights()]
+
+    def run(caller_seed: int) -> tuple:
+        random.seed(caller_seed)
+        np.random.seed(caller_seed)
+        tf.random.set_seed(caller_seed)
+        numpy_state = np.random.get_state()
+        pruned, _ = arsp.arsp(wrapped, (x, y), validation_samples=32, controller="fixed", ratios=0.5,
+                              finetune_epochs=1, batch_size=16, seed=3)
+        assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state()[1:], numpy_state[1:]))
+        after = (random.random(), float(tf.random.uniform(())))
+        return pruned, after
+
+    first, after_1 = run(1)
+    second, after_2 = run(2)
+    assert wrapped.optimizer is optimizer and all(np.array_equal(a, b) for a, b in zip(wrapped.get_weights(), weights))
+    # what the caller draws next still follows the caller's seed, not ARSP's
+    assert after_1[0] != after_2[0] and after_1[1] != after_2[1]
+    # and ARSP's own result follows its seed only
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), second.get_weights()))
+
+
+def test_ppo_search_puts_the_callers_random_states_back():
+    import random
+
+    from tfprune.prune.binary import ppo
+
+    random.seed(5)
+    np.random.seed(5)
+    tf.random.set_seed(5)
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    first = ppo.search(lambda r: float(r.mean()), np.ones((1, 2)), [4], episodes=2, episodes_per_iteration=2, seed=7)
+    assert random.getstate() == python_state
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state()[1:], numpy_state[1:]))
+    drawn = tf.random.uniform((3,)).numpy()
+    tf.random.set_seed(5)
+    assert np.array_equal(drawn, tf.random.uniform((3,)).numpy())  # the caller's global seed is back
+    again = ppo.search(lambda r: float(r.mean()), np.ones((1, 2)), [4], episodes=2, episodes_per_iteration=2, seed=7)
+    assert [e.ratios for e in first.history] == [e.ratios for e in again.history]
+
+
+def test_default_filter_pruning_shrinks_both_artifacts_and_connections_warn(vgg):
+    model, x, y = vgg
+    unpruned = deploy.export_both(model, x[:64], x[:16])
+    filters, report = arsp.arsp(model, (x, y), validation_samples=32, controller="fixed", ratios=0.5,
+                                finetune_epochs=0)
+    assert report.granularity == "filters"
+    small = deploy.export_both(filters, x[:64], x[:16])
+    assert small.figures["cortex_m_bytes"] < unpruned.figures["cortex_m_bytes"]
+    assert small.figures["android_lce_bytes"] < unpruned.figures["android_lce_bytes"]
+    assert small.figures["android_lce_float_layers"] == []
+    connections, _ = arsp.arsp(model, (x, y), validation_samples=32, controller="fixed", ratios=0.5,
+                               granularity="connections", finetune_epochs=0)
+    with pytest.warns(UserWarning, match=r"\['conv1', 'conv2', 'conv3', 'conv4', 'conv5'\] have pruned connections"):
+        lce = tfprune.export(connections, x[:64], target="android-lce", verify_data=x[:16], progress=False)
+    assert lce.report["larq"]["float_layers"] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    assert "float convolutions" in str(lce.report)
+    assert lce.report["flatbuffer_bytes"] > unpruned.figures["android_lce_bytes"]
+
+
+def test_cli_converts_a_larq_model_for_cortex_m(vgg, tmp_path, capsys):
+    from tfprune.cli import main
+
+    model, x, _ = vgg
+    model.save(tmp_path / "larq.keras")
+    np.savez(tmp_path / "calibration.npz", x=x[:32])
+    assert main(["convert", str(tmp_path / "larq.keras"), "--target", "cortex-m", "--representative",
+                 str(tmp_path / "calibration.npz"), "--out", str(tmp_path / "build"), "--quiet"]) == 0
+    written = json.loads((tmp_path / "build" / "report.json").read_text())
+    assert written["larq"]["automatic"] and written["verification"]["top1_agreement"] == 1.0
+    assert "SIGN" not in written["operators"] and (tmp_path / "build" / "model_data.cc").is_file()
+    assert "routed by tfprune.export through for_micro" in capsys.readouterr().out
 
 
 def test_hyperscore():

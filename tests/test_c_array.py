@@ -231,3 +231,26 @@ def test_main_cc_uses_only_names_the_generated_files_define(flatbuffer):
         assert any(re.search(rf"\b{name}\b", text) for text in files.values()), f"{name} not generated"
     assert '#include "model_data.h"' in main and '#include "model_ops.h"' in main
     assert "alignas(16) static uint8_t" in main
+
+
+def test_every_resolver_method_exists_in_tflite_micro():
+    from tfprune.deploy.emulate import tflm_location
+
+    header = tflm_location() / "include" / "tensorflow" / "lite" / "micro" / "micro_mutable_op_resolver.h"
+    if not header.is_file():
+        pytest.fail(f"{header} not found: the tests need the prebuilt TFLite Micro in ../shared/tflm (or $TFPRUNE_TFLM)")
+    methods = set(re.findall(r"TfLiteStatus (Add\w+)\(", header.read_text()))
+    calls = {call.removesuffix("()") for call in c_array.op_resolver_calls(c_array.OPERATORS)}
+    assert len(calls) > 100 and calls <= methods, sorted(calls - methods)
+    with pytest.raises(ValueError, match="'BasicClassifier' cannot run on TFLite Micro"):
+        c_array.op_resolver_calls(["BasicClassifier"])
+
+
+def test_report_flash_is_make_model_size(flatbuffer, tmp_path):
+    _require("arm-none-eabi-g++")
+    directory = _write(_sources(flatbuffer), tmp_path)
+    result = subprocess.run(["make", "-s", "-C", str(MAIN_CC.parent), "model-size", f"MODEL_DIR={directory}",
+                             f"OUT={tmp_path / 'out'}"], check=False, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    text, data = (int(field) for field in result.stdout.strip().splitlines()[-1].split()[:2])
+    assert c_array.compile_flash_bytes(directory / "model_data.cc")["flash"] == text + data

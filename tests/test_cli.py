@@ -139,3 +139,69 @@ def test_installed_command_exits_2_on_bad_input(tmp_path):
     assert command.exists(), "the package installs the tfprune command"
     result = subprocess.run([command, "inspect", tmp_path / "missing.tflite"], capture_output=True, text=True)
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+# --- errors: bad input, bugs, --debug (no model or data needed) ----------------------------
+
+
+def test_a_bug_in_tfprune_is_not_reported_as_bad_input(capsys, tmp_path, monkeypatch):
+    from tfprune.deploy import pipeline
+
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"\x00" * 64)
+    code, _, err = run_cli(capsys, "inspect", garbage)
+    assert_one_line_error(code, err, "not a TFLite flatbuffer")
+    # tfprune's own code trips over a model description without the attributes it reads
+    monkeypatch.setattr(pipeline, "read_model", lambda flatbuffer: object())
+    code, _, err = run_cli(capsys, "inspect", garbage)
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "internal error, a bug in tfprune: AttributeError" in err and "--debug" in err
+    # a library's ValueError that tfprune did not translate is not a message about the input either
+    monkeypatch.setattr(pipeline, "read_model", lambda flatbuffer: int("x"))
+    code, _, err = run_cli(capsys, "inspect", garbage)
+    assert code == 1 and "internal error" in err and "ValueError" in err
+
+
+def test_a_bug_translated_into_a_value_error_is_still_a_bug(capsys, tmp_path, monkeypatch):
+    from tfprune import keras_model
+
+    fake = tmp_path / "model.keras"
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "2.15.0"}))
+    arguments = ("convert", fake, "--representative", fake, "--out", tmp_path / "out")
+    code, _, err = run_cli(capsys, *arguments)
+    assert_one_line_error(code, err, "could not be loaded as a Keras model")
+    # load_model translates whatever the loader raises; here tfprune's own code fails inside it
+    monkeypatch.setattr(tf.keras.models, "load_model", lambda path, compile: keras_model.model_sample_shape(None))
+    code, _, err = run_cli(capsys, *arguments)
+    assert code == 1 and "internal error, a bug in tfprune: ValueError" in err, err
+
+
+def test_debug_shows_the_traceback_with_its_cause(capsys, tmp_path):
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"TFL3" * 4)
+    for argv in (["--debug", "inspect", str(garbage)], ["inspect", str(garbage), "--debug"]):
+        with pytest.raises(ValueError, match="not a TFLite flatbuffer") as raised:
+            main(argv)
+        assert raised.value.__cause__ is not None or "too short" in str(raised.value)
+    assert main(["inspect", str(garbage)]) == 2
+
+
+def test_captured_native_output_is_written_back_when_debugging(capfd, monkeypatch):
+    import os
+    import threading
+
+    from tfprune._native import captured_output
+
+    with captured_output(2) as captured:
+        os.write(2, b"converter noise\n")
+        assert captured.text() == "converter noise\n"
+    assert "converter noise" not in capfd.readouterr().err
+    monkeypatch.setenv("TFPRUNE_DEBUG", "1")
+    with captured_output() as captured:
+        other = threading.Thread(target=lambda: os.write(2, b"another thread's line\n"))
+        other.start()
+        other.join()
+        os.write(1, b"native stdout\n")
+    err = capfd.readouterr().err
+    assert "another thread's line" in err and "native stdout" in err

@@ -7,7 +7,6 @@ arena bytes.
 
 from __future__ import annotations
 
-import doctest
 import os
 import re
 import tempfile
@@ -311,11 +310,6 @@ def test_index_bits_match_tflm_limits():
     assert lut.MAX_INDEX_BITS == tflm_lut.LutAncillaryData.MAX_BITWIDTH
     widths = [lut.index_bits(n) for n in (2, 3, 4, 5, 8, 9, 16, 17, 128)]
     assert widths == [1, 2, 2, 3, 3, 4, 4, 5, 7]
-
-
-def test_docstring_examples_run():
-    failures, _ = doctest.testmod(lut, optionflags=doctest.ELLIPSIS)
-    assert failures == 0
 
 
 def _tiny_fc_model(rows: int, cols: int) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -185,3 +186,34 @@ def test_importing_data_and_models_does_not_import_tensorflow():
     code = "import sys, tfprune.datasets, tfprune.models; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_missing_data_fails_with_one_line_naming_where_it_looked(monkeypatch, tmp_path):
+    from tfprune.models import resnet8
+
+    monkeypatch.setenv("TFPRUNE_DATA", str(tmp_path))
+    for call in (lambda: resnet8(weights="mlperf"), datasets.mlperf_perf_indices, datasets.load_mnist):
+        with pytest.raises(ValueError) as raised:
+            call()
+        message = str(raised.value)
+        assert "\n" not in message and str(tmp_path) in message and "TFPRUNE_DATA" in message
+    monkeypatch.setenv("TFPRUNE_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match=r"TFPRUNE_DATA=.*nowhere is not a folder"):
+        datasets.data_dir()
+
+
+def test_reference_model_and_data_load_from_any_folder_with_tfprune_data(shared_data, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "mlperf_tiny").symlink_to(shared_data / "mlperf_tiny")
+    (data / "mnist.npz").symlink_to(shared_data / "mnist.npz")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = ("from tfprune import datasets, models; "
+            "print(models.resnet8(weights='mlperf').count_params(), len(datasets.mlperf_perf_indices()), "
+            "datasets.load_mnist()[1][0].shape, datasets.data_dir())")
+    checkout = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TFPRUNE_DATA": str(data), "PYTHONPATH": str(checkout), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["78666", "200", "(10000,", "28,", "28,", "1)", str(data)]

@@ -40,6 +40,7 @@ _PUBLIC: dict[str, str] = {
     "BudgetError": "tfprune.prune.compress",
     "Budget": "tfprune.prune.budget",
     "Distiller": "tfprune.prune.distill",
+    "emulate": "tfprune.deploy.emulate",
 }
 
 __all__ = ["__version__", "Artifact", "Report", "export", "inspect_flatbuffer", *_PUBLIC]

@@ -3,11 +3,16 @@
 ``tfprune convert MODEL --target cortex-m --representative val.npz --out build/``
 turns a Keras model into the files a device uses; ``tfprune inspect FILE.tflite``
 prints the report for any flatbuffer; ``tfprune reconvene MODEL --data train.npz
---out DIR`` prunes an untrained model at initialization into a smaller one.
-Bad input gets one line on stderr and exit code 2.
+--out DIR`` prunes an untrained model at initialization into a smaller one;
+``tfprune emulate DIR --inputs x.npz`` runs an exported model on an emulated Cortex-M4.
+Bad input gets one line on stderr and exit code 2; a bug in tfprune gets one
+line saying so and exit code 1; ``--debug`` shows the full traceback instead
+(and what native code printed).
 
 Example:
-    >>> main(["inspect", "../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite", "--json"])  # doctest: +ELLIPSIS
+    >>> from tfprune.datasets import data_dir
+    >>> main(["inspect", str(data_dir() / "mlperf_tiny" / "pretrainedResnet_quant.tflite"), "--json"])
+    ... # doctest: +ELLIPSIS
     {...
     0
 """
@@ -17,9 +22,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
+from types import TracebackType
 from typing import Any, Sequence
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL_ERROR = 1
+
+#: What tfprune raises about the user's input (when it raises them itself).
+INPUT_ERRORS = (ValueError, TypeError, FileExistsError, FileNotFoundError)
+#: Errors that are never about the input: raised in tfprune's own code, they are bugs.
+PROGRAMMING_ERRORS = (AttributeError, NameError, AssertionError, ImportError)
+
+_PACKAGE = Path(__file__).resolve().parent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,19 +48,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    debug_before = os.environ.get("TFPRUNE_DEBUG")
+    if args.debug:
+        os.environ["TFPRUNE_DEBUG"] = "1"  # captured native output is written back (tfprune._native)
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as error:
-        print(f"tfprune {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except Exception as error:
+        if args.debug:
+            raise
+        if is_bad_input(error):
+            print(f"tfprune {args.command}: error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"tfprune {args.command}: internal error, a bug in tfprune: {type(error).__name__}: "
+              f"{str(error).splitlines()[0] if str(error) else ''} (rerun with --debug for the traceback "
+              "and report it)", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+    finally:
+        if debug_before is None:
+            os.environ.pop("TFPRUNE_DEBUG", None)
+        else:
+            os.environ["TFPRUNE_DEBUG"] = debug_before
+
+
+def is_bad_input(error: BaseException) -> bool:
+    """Whether ``error`` is tfprune's report of bad input, not a bug.
+
+    It is when tfprune's own code raised it (the innermost frame of its
+    traceback lies in the package: an error a library raised that tfprune did
+    not translate is not a message for the user), its type is one of
+    :data:`INPUT_ERRORS`, and nothing it was raised from (its ``__cause__`` or
+    ``__context__`` chain) is a :data:`PROGRAMMING_ERRORS` raised in tfprune.
+
+    Example:
+        >>> is_bad_input(AttributeError("no attribute 'kernel'"))
+        False
+    """
+    if not isinstance(error, INPUT_ERRORS) or not _raised_in_tfprune(error.__traceback__):
+        return False
+    seen = set()
+    cause = _chained(error)
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, PROGRAMMING_ERRORS) and _raised_in_tfprune(cause.__traceback__):
+            return False
+        cause = _chained(cause)
+    return True
+
+
+def _chained(error: BaseException) -> BaseException | None:
+    return error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+
+
+def _raised_in_tfprune(traceback: TracebackType | None) -> bool:
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return _PACKAGE in Path(traceback.tb_frame.f_code.co_filename).resolve().parents
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfprune", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error and what native code printed")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_convert(commands)
     _add_inspect(commands)
     _add_reconvene(commands)
+    _add_emulate(commands)
     return parser
 
 
@@ -64,9 +134,12 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
                          help="TFLite Micro LUT compression of weights with <= 16 values per channel")
     convert.add_argument("--preprocessing", help="how raw data becomes the model input, for the C header")
     convert.add_argument("--no-verify", action="store_true", help="skip running the artifact against a reference")
+    convert.add_argument("--emulate", action="store_true",
+                         help="cortex-m: also run it on an emulated Cortex-M4 (QEMU, CMSIS-NN): arena and ticks")
     convert.add_argument("--out", required=True, metavar="DIR", help="output directory")
     convert.add_argument("--force", action="store_true", help="replace DIR if it exists")
     convert.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_debug(convert)
     convert.set_defaults(run=_convert)
 
 
@@ -74,6 +147,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
     inspect = commands.add_parser("inspect", help="report of any .tflite flatbuffer")
     inspect.add_argument("file", help=".tflite flatbuffer")
     inspect.add_argument("--json", action="store_true", help="print report.json instead of the table")
+    _add_debug(inspect)
     inspect.set_defaults(run=_inspect)
 
 
@@ -95,14 +169,20 @@ def _add_reconvene(commands: argparse._SubParsersAction) -> None:
     reconvene.add_argument("--seed", type=int, default=0)
     reconvene.add_argument("--out", required=True, metavar="DIR", help="writes DIR/model.keras and DIR/reconvene.json")
     reconvene.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    _add_debug(reconvene)
     reconvene.set_defaults(run=_reconvene)
+
+
+def _add_debug(command: argparse.ArgumentParser) -> None:
+    # after the command as well as before it; SUPPRESS keeps a --debug given before the command
+    command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the full traceback of an error and what native code printed")
 
 
 def _reconvene(args: argparse.Namespace) -> int:
     import json
     import shutil
     import tempfile
-    from pathlib import Path
 
     out = _fresh_output(args.out, args.force)
     data = None
@@ -138,8 +218,6 @@ def _reconvene(args: argparse.Namespace) -> int:
 
 
 def _fresh_output(directory: str, force: bool) -> Any:
-    from pathlib import Path
-
     out = Path(directory)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise FileExistsError(f"{out} already exists; pass --force to replace it")
@@ -147,8 +225,6 @@ def _fresh_output(directory: str, force: bool) -> Any:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     out = _fresh_output(args.out, args.force)
     for option in ("representative", "verify_data"):
         value = getattr(args, option)
@@ -168,6 +244,7 @@ def _convert(args: argparse.Namespace) -> int:
         compress=args.compress,
         verify=not args.no_verify,
         preprocessing=args.preprocessing,
+        emulate=args.emulate,
         progress=not args.quiet,
     )
     artifact.save(out, overwrite=args.force)
@@ -181,6 +258,41 @@ def _inspect(args: argparse.Namespace) -> int:
 
     report = inspect_flatbuffer(args.file)
     print(report.to_json() if args.json else report, end="" if args.json else "\n")
+    return 0
+
+
+def _add_emulate(commands: argparse._SubParsersAction) -> None:
+    emulate = commands.add_parser("emulate", help="run an exported model on an emulated Cortex-M4 (QEMU)")
+    emulate.add_argument("dir", help="the folder `tfprune convert --target cortex-m --out DIR` wrote, or a .tflite")
+    emulate.add_argument("--inputs", metavar="FILE.npz",
+                         help="samples 'x' (or the only array): int8 as they are, floats quantized; "
+                              "none: only the arena is measured")
+    emulate.add_argument("--kernels", choices=["cmsis_nn", "reference"], default="cmsis_nn")
+    emulate.add_argument("--json", action="store_true", help="print the figures and outputs as JSON")
+    emulate.set_defaults(run=_emulate)
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    import json
+
+    from tfprune.deploy.emulate import emulate
+
+    result = emulate(args.dir, args.inputs, args.kernels)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0
+    ticks = result.ticks_per_inference
+    rows = [
+        ("measured on", result.measured_on),
+        ("inferences", str(len(result.ticks))),
+        ("ticks per inference", "-" if ticks is None else
+         f"{ticks:,} (median; ~{result.instructions_per_inference / 1e6:.1f} M instructions: compare as ratios)"),
+        ("arena used", f"{result.arena_bytes:,} of {result.arena_size:,} B"),
+        ("image", f"{result.flash_bytes:,} B flash, {result.ram_bytes:,} B RAM (.data + .bss)"),
+    ]
+    rows += [(f"output {i}", " ".join(str(int(v)) for v in row.ravel()[:16])) for i, row in
+             enumerate(result.outputs[:8])]
+    print("\n".join(f"  {name:<20} {value}" for name, value in rows))
     return 0
 
 

@@ -1,9 +1,11 @@
 """Local data: CIFAR-10 and MNIST, MLPerf Tiny's index files, tf.data pipelines, synthetic data.
 
 Nothing here downloads unless asked to (``download=True``). The data folder is
-``$TFPRUNE_DATA`` when set, else the first ``shared/data`` found beside the
-working directory or this checkout (the project's read-only copy of the
-public datasets). CIFAR-10 may also come from the Keras cache
+``$TFPRUNE_DATA`` when set, else ``../shared/data`` beside this checkout of
+tfprune (the project's read-only copy of the public datasets); the working
+directory plays no part, and every loader also takes an explicit path. A file
+that is not there fails with one line naming where it was looked for.
+CIFAR-10 may also come from the Keras cache
 (``~/.keras/datasets/cifar-10-batches-py``, where Keras's own download puts it).
 TensorFlow is imported only by the functions that build ``tf.data`` pipelines.
 
@@ -32,26 +34,50 @@ CIFAR10_BATCHES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test
 SPLITS = ("train", "test")
 #: Zero padding on each side before the random 32x32 crop of ``augment=True``.
 CROP_PADDING = 4
+#: The data folder when ``TFPRUNE_DATA`` is not set: ``shared/data`` beside the checkout holding this package.
+CHECKOUT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 def data_dir() -> Path:
     """The folder that holds ``cifar10.npz``, ``mnist.npz`` and ``mlperf_tiny/``.
 
+    ``$TFPRUNE_DATA`` when set, else ``shared/data`` beside this checkout
+    (:data:`CHECKOUT_DATA`); a ``ValueError`` naming where it looked otherwise.
+
     Example:
-        >>> data_dir().name
-        'data'
+        >>> sorted(path.name for path in data_dir().glob("*.npz"))
+        ['cifar10.npz', 'mnist.npz']
     """
-    if os.environ.get("TFPRUNE_DATA"):
-        return Path(os.environ["TFPRUNE_DATA"])
-    here = Path(__file__).resolve().parent.parent
-    for base in (Path.cwd(), here):
-        candidate = base.parent / "shared" / "data"
-        if candidate.is_dir():
-            return candidate
+    override = os.environ.get("TFPRUNE_DATA")
+    if override:
+        folder = Path(override).expanduser()
+        if not folder.is_dir():
+            raise ValueError(f"TFPRUNE_DATA={override} is not a folder; point it at the folder holding "
+                             "cifar10.npz, mnist.npz and mlperf_tiny/")
+        return folder
+    if CHECKOUT_DATA.is_dir():
+        return CHECKOUT_DATA
     raise ValueError(
-        "no data folder found: set TFPRUNE_DATA to a folder holding cifar10.npz / mnist.npz "
-        "(arrays x_train, y_train, x_test, y_test)"
+        f"no data folder: TFPRUNE_DATA is not set and {CHECKOUT_DATA} (beside this checkout) does not exist; "
+        "set TFPRUNE_DATA to the folder holding cifar10.npz, mnist.npz and mlperf_tiny/, or pass the file's path"
     )
+
+
+def mlperf_path(name: str) -> Path:
+    """A file of MLPerf Tiny's image-classification reference, in the data folder's ``mlperf_tiny/``.
+
+    ``ValueError`` naming the path it looked at when the file is not there.
+
+    Example:
+        >>> mlperf_path("pretrainedResnet_quant.tflite").stat().st_size
+        98496
+    """
+    path = data_dir() / "mlperf_tiny" / name
+    if not path.is_file():
+        source = "from TFPRUNE_DATA" if os.environ.get("TFPRUNE_DATA") else "beside this checkout"
+        raise ValueError(f"{path}: no such file (data folder {source}); set TFPRUNE_DATA to a folder holding "
+                         f"mlperf_tiny/{name}, or pass the file's path")
+    return path
 
 
 def keras_cache_dirs() -> list[Path]:
@@ -273,9 +299,9 @@ def mlperf_calibration_indices(path: str | os.PathLike | None = None) -> np.ndar
 
 
 def _load_indices(path: str | os.PathLike | None, name: str) -> np.ndarray:
-    path = Path(path) if path is not None else data_dir() / "mlperf_tiny" / name
+    path = Path(path) if path is not None else mlperf_path(name)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file; set TFPRUNE_DATA to a folder holding mlperf_tiny/{name}")
+        raise ValueError(f"{path}: no such file")
     indices = np.load(path)
     if indices.ndim != 1 or indices.dtype.kind not in "iu":
         raise ValueError(f"{path}: expected a 1-D array of integer indices, got {indices.dtype} {indices.shape}")
@@ -300,7 +326,7 @@ def _load_npz(path: Path) -> Arrays:
 
 def _load_npz_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
-        raise ValueError(f"{path}: no such file; set TFPRUNE_DATA or pass the .npz path")
+        raise ValueError(f"{path}: no such file; set TFPRUNE_DATA to the folder holding {path.name}, or pass its path")
     with np.load(path) as archive:
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
         if missing:

@@ -72,7 +72,7 @@ def load_model(path: str | os.PathLike) -> Any:
     try:
         model = tf.keras.models.load_model(path, compile=False)
     except Exception as error:  # the loader's errors are long and deep; keep one line
-        raise ValueError(f"{path}: could not be loaded as a Keras model ({first_line(error)})") from None
+        raise ValueError(f"{path}: could not be loaded as a Keras model ({first_line(error)})") from error
     check_keras_model(model)
     return model
 
@@ -356,7 +356,7 @@ def load_npz_samples(path: str | os.PathLike, key: str = "x") -> np.ndarray:
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as error:
-        raise ValueError(f"{path}: not a NumPy .npz file ({first_line(error)})") from None
+        raise ValueError(f"{path}: not a NumPy .npz file ({first_line(error)})") from error
     if not hasattr(archive, "files"):
         return archive
     if key in archive.files:

@@ -98,7 +98,8 @@ def resnet8(
 
     Args:
         weights: ``None`` (seeded initialisation), ``"mlperf"`` (MLPerf's trained
-            ``pretrainedResnet.h5`` from ``datasets.data_dir() / "mlperf_tiny"``,
+            ``pretrainedResnet.h5`` from ``mlperf_tiny/`` in the data folder,
+            ``$TFPRUNE_DATA`` or the checkout's, see :func:`tfprune.datasets.data_dir`;
             87.19% top-1 on the CIFAR-10 test set), or the path of a Keras model
             file in MLPerf's layout (``.h5``/``.keras``, e.g. a retrained
             ``trainedResnet.h5``) or of a weights file this builder's model saved.
@@ -112,9 +113,10 @@ def resnet8(
         78666
     """
     _check_image_arguments(input_shape, classes, seed)
+    path = None if weights is None else _resnet8_weights_path(weights, input_shape, classes)
     model = _resnet8_graph(input_shape, classes, seed, weight_decay, binary=False)
-    if weights is not None:
-        _load_resnet8_weights(model, weights, input_shape, classes)
+    if path is not None:
+        _load_resnet8_weights(model, path)
     return model
 
 
@@ -378,20 +380,22 @@ def _vgg_graph(input_shape: tuple[int, int, int], classes: int, seed: int, resca
     return tf.keras.Model(inputs, outputs, name=name or ("binary_small_vgg" if binary else "small_vgg"))
 
 
-def _load_resnet8_weights(model: Any, weights: str | os.PathLike, input_shape: tuple[int, ...],
-                          classes: int) -> None:
+def _resnet8_weights_path(weights: str | os.PathLike, input_shape: tuple[int, ...], classes: int) -> Path:
     if isinstance(weights, str) and weights == "mlperf":
         if tuple(input_shape) != (32, 32, 3) or classes != 10:
             raise ValueError("weights='mlperf' needs input_shape=(32, 32, 3) and classes=10")
-        from tfprune.datasets import data_dir
+        from tfprune.datasets import mlperf_path
 
-        path = data_dir() / "mlperf_tiny" / "pretrainedResnet.h5"
-    elif isinstance(weights, (str, os.PathLike)):
-        path = Path(weights)
-    else:
+        return mlperf_path("pretrainedResnet.h5")
+    if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights must be None, 'mlperf' or a file path, not {type(weights).__name__}")
+    path = Path(weights)
     if not path.exists():
         raise ValueError(f"{path}: no such weights file; pass an existing .h5/.keras file or weights=None")
+    return path
+
+
+def _load_resnet8_weights(model: Any, path: Path) -> None:
     if _is_saved_model_file(path):
         import tensorflow as tf
 

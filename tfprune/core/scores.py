@@ -515,8 +515,8 @@ def _loss_function(model: Any, loss: Any, parts: list[tuple[np.ndarray, np.ndarr
             raise TypeError(f"loss must be a Keras loss name or a callable loss(y_true, y_pred), got {type(loss).__name__}")
         try:
             return tf.keras.losses.get(loss)
-        except ValueError:
-            raise ValueError(f"unknown loss {loss!r}: give a Keras loss name or a callable loss(y_true, y_pred)") from None
+        except ValueError as error:
+            raise ValueError(f"unknown loss {loss!r}: give a Keras loss name or a callable loss(y_true, y_pred)") from error
     classes = int(model.outputs[0].shape[-1])
     for _, y in parts:
         if y.dtype.kind not in "iub" and not np.array_equal(y, np.round(y)):

@@ -6,8 +6,9 @@ Modules: ``tflite`` (conversion), ``compress`` (TFLite Micro LUT compression),
 ``artifact`` (saving), ``pipeline`` (``export`` itself).
 
 Example:
+    >>> from tfprune.datasets import mlperf_path
     >>> from tfprune.deploy import inspect_flatbuffer
-    >>> inspect_flatbuffer("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite")["macs"] > 0
+    >>> inspect_flatbuffer(mlperf_path("pretrainedResnet_quant.tflite"))["macs"] > 0
     True
 """
 

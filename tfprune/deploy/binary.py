@@ -31,7 +31,13 @@ accuracies when labels are given).
 **Android.** :func:`for_lce` cuts the pruned channels out and gives every larq layer whose
 kernel is all ±1 its ``ste_sign`` kernel quantizer back, so Larq Compute Engine's
 converter makes ``LceBconv2d``; a layer with pruned connections (zeros) cannot be 1-bit
-and LCE runs it as a float convolution.
+and LCE runs it as a float convolution, 32 bits per weight: :func:`for_lce` warns, naming
+the layers.
+
+``tfprune.export`` takes both routes by itself: a larq model for ``cortex-m`` goes through
+:func:`for_micro` (when it still has larq's quantizers) and one for ``android-lce`` through
+:func:`for_lce`; the report's ``larq`` entry (:func:`micro_entry`, :func:`lce_entry`) says
+what was emulated and how.
 
 Example:
     >>> import numpy as np
@@ -43,6 +49,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,12 +57,25 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune.core.surgery import without_masks
-from tfprune.keras_model import check_keras_model, is_larq_layer
+from tfprune.keras_model import check_keras_model, inner_layer, is_larq_layer
 
 ACTIVATIONS = ("sign", "int8")
 
 #: Gain before the clip: any input int8 can tell from 0 saturates to ±1.
 SIGN_GAIN = 1e4
+
+#: How :func:`for_micro` makes a larq model run on TFLite Micro, as the report says it.
+MICRO_EMULATION = (
+    "TFLite Micro has no SIGN operator and no binary kernels: each larq sign activation is computed as the int8 "
+    f"step b = min(relu({SIGN_GAIN:g} * x), 1) (a 1x1 DEPTHWISE_CONV_2D with fused ReLU, then MINIMUM) and read as "
+    "2b - 1 by a kernel stored as 2W with bias -sum(W); the +-1 (0 where pruned) weights are int8 values that LUT "
+    "compression stores in 1-2 bits. A pre-activation that quantizes to exactly 0 reads as -1 where larq reads +1."
+)
+#: The same for ``for_micro(activations="int8")``.
+MICRO_INT8_ACTIVATIONS = (
+    "binary (+-1, 0 where pruned) weights as int8 values that LUT compression stores in 1-2 bits, int8 "
+    "activations: larq's input quantizers were dropped, a different function from the larq model's"
+)
 
 
 @tf.keras.utils.register_keras_serializable(package="tfprune")
@@ -79,7 +99,7 @@ class MicroStep(tf.keras.layers.Layer):
         images = inputs if inputs.shape.rank == 4 else tf.reshape(inputs, (-1, 1, 1, inputs.shape[-1]))
         gain = tf.fill((1, 1, images.shape[-1], 1), self.gain)  # a conv, not a MUL: see the module
         step = tf.minimum(tf.nn.relu(tf.nn.depthwise_conv2d(images, gain, (1, 1, 1, 1), "VALID")), 1.0)
-        return step if inputs.shape.rank == 4 else tf.reshape(step, (-1, inputs.shape[-1]))
+        return step if inputs.shape.rank == 4 else tf.reshape(step, tf.shape(inputs))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "gain": self.gain}
@@ -138,6 +158,12 @@ def for_lce(model: Any) -> Any:
     plain = without_masks(model)
     binary = {layer.name for layer in plain.layers if is_larq_layer(layer) and layer.kernel_quantizer is None
               and np.isin(layer.get_weights()[0], (-1.0, 1.0)).all()}
+    ternary = ternary_layers(plain)
+    if ternary:
+        warnings.warn(
+            f"layers {ternary} have pruned connections (0 beside +-1 in their kernels): Larq Compute Engine cannot "
+            "run them 1-bit and converts them to float convolutions, 32 bits per weight instead of 1; prune whole "
+            "filters (ARSP's granularity='filters') to keep them binary", UserWarning, stacklevel=2)
     if not binary:
         return plain
 
@@ -151,6 +177,92 @@ def for_lce(model: Any) -> Any:
     for layer in plain.layers:
         lce.get_layer(layer.name).set_weights(layer.get_weights())
     return lce
+
+
+def ternary_layers(model: Any) -> list[str]:
+    """The larq layers whose kernels hold 0 beside +-1 (connection-pruned binary layers): no 1-bit kernel runs them.
+
+    Example:
+        >>> import larq as lq
+        >>> layer = lq.layers.QuantDense(2, kernel_quantizer=None, use_bias=False, name="q")
+        >>> model = tf.keras.Sequential([tf.keras.Input((2,)), layer])
+        >>> layer.set_weights([np.array([[1.0, -1.0], [0.0, 1.0]], np.float32)])
+        >>> ternary_layers(model)
+        ['q']
+    """
+    names = []
+    for layer in without_masks(model).layers:
+        if is_larq_layer(layer) and getattr(layer, "kernel_quantizer", None) is None and layer.get_weights():
+            kernel = layer.get_weights()[0]
+            if np.isin(kernel, (-1.0, 0.0, 1.0)).all() and (kernel == 0).any() and (kernel != 0).any():
+                names.append(layer.name)
+    return names
+
+
+def needs_micro(model: Any) -> bool:
+    """Whether ``model`` has larq quantizers TFLite Micro cannot run, so it must go through :func:`for_micro`.
+
+    ``tfprune.export(model, target="cortex-m")`` asks this and routes the model itself.
+
+    Example:
+        >>> from tfprune.models import binary_small_vgg
+        >>> model = binary_small_vgg(input_shape=(8, 8, 3))
+        >>> needs_micro(model), needs_micro(for_micro(model))
+        (True, False)
+    """
+    for layer in model.layers:
+        layer = inner_layer(layer)
+        if is_larq_layer(layer):
+            quantizers = (getattr(layer, name, None) for name in ("kernel_quantizer", "input_quantizer",
+                                                                  "depthwise_quantizer"))
+            if any(quantizer is not None and not isinstance(quantizer, MicroStep) for quantizer in quantizers):
+                return True
+    return False
+
+
+def micro_entry(model: Any, automatic: bool) -> dict[str, Any] | None:
+    """The report's ``larq`` entry for a model :func:`for_micro` made; None for a model without larq layers.
+
+    ``automatic``: whether ``tfprune.export`` called :func:`for_micro` itself.
+
+    Example:
+        >>> from tfprune.models import binary_small_vgg
+        >>> entry = micro_entry(for_micro(binary_small_vgg(input_shape=(8, 8, 3))), automatic=False)
+        >>> entry["sign_activation_layers"], entry["rewritten_by"]
+        (['conv1', 'conv2', 'conv3', 'conv4', 'conv5'], 'tfprune.deploy.binary.for_micro')
+    """
+    larq = [inner_layer(layer) for layer in model.layers if is_larq_layer(inner_layer(layer))]
+    if not larq:
+        return None
+    steps = [layer.name for layer in larq if isinstance(getattr(layer, "input_quantizer", None), MicroStep)]
+    how = MICRO_EMULATION if steps else MICRO_INT8_ACTIVATIONS
+    summary = (f"{'routed by tfprune.export through' if automatic else 'made by'} for_micro: "
+               + (f"{len(steps)} sign activations emulated as exact int8 steps" if steps else "int8 activations")
+               + ", binary weights as int8 values (LUT-compressed when smaller)")
+    return {"rewritten_by": "tfprune.deploy.binary.for_micro", "automatic": automatic,
+            "sign_activation_layers": steps, "emulation": how, "summary": summary}
+
+
+def lce_entry(model: Any) -> dict[str, Any] | None:
+    """The report's ``larq`` entry for a model :func:`for_lce` made: which layers run 1-bit, which as float.
+
+    Example:
+        >>> from tfprune.models import binary_small_vgg
+        >>> lce_entry(for_lce(binary_small_vgg(input_shape=(8, 8, 3))))["float_layers"]
+        []
+    """
+    larq = [layer for layer in without_masks(model).layers if is_larq_layer(layer)]
+    if not larq:
+        return None
+    binary = [layer.name for layer in larq
+              if getattr(getattr(layer, "kernel_quantizer", None), "precision", None) == 1]
+    floats = ternary_layers(model)
+    summary = f"{len(binary)} layers 1-bit (LceBconv2d)"
+    if floats:
+        summary += (f"; {len(floats)} with pruned connections run as float convolutions ({', '.join(floats)}): "
+                    "prune filters to keep them 1-bit")
+    return {"rewritten_by": "tfprune.deploy.binary.for_lce", "binary_layers": binary, "float_layers": floats,
+            "summary": summary}
 
 
 @dataclass
@@ -186,6 +298,8 @@ def export_both(
 
     ``verify_data`` is ``x`` or ``(x, y)``; with labels the figures include the
     accuracy of the larq model, of the Cortex-M model and of the LCE model.
+    ``android_lce_float_layers`` names the connection-pruned layers LCE runs as
+    float convolutions (:func:`for_lce` warns about them).
 
     Example:
         >>> import numpy as np
@@ -204,7 +318,7 @@ def export_both(
                             model_sample_shape(model))
     micro = tfprune.export(for_micro(model, activations), representative_data, target="cortex-m",
                            verify_data=x, compress=compress, progress=progress)
-    lce = tfprune.export(for_lce(model), representative_data, target="android-lce", verify_data=x,
+    lce = tfprune.export(model, representative_data, target="android-lce", verify_data=x,  # export calls for_lce
                          progress=progress)
     reference = micro.reference_flatbuffer or micro.flatbuffer
     keras_top1 = np.argmax(model.predict(x, verbose=0, batch_size=256), -1)
@@ -219,6 +333,7 @@ def export_both(
         "micro_vs_larq_agreement": float(np.mean(micro_top1 == keras_top1)),
         "tflm_agreement": micro.report["verification"]["top1_agreement"],
         "lce_agreement": lce.report["verification"]["top1_agreement"],
+        "android_lce_float_layers": lce.report["larq"]["float_layers"],
         "samples": len(x),
     }
     if y is not None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import operator
+import re
 import shutil
 import struct
 import subprocess
@@ -51,6 +52,13 @@ ALIGNMENT = 16
 ARENA_MARGIN = 0.1
 
 _BYTES_PER_LINE = 12
+
+#: How ``firmware/cortex_m/Makefile`` compiles ``model_data.cc`` (its ``model-size``):
+#: the firmware's architecture flags and one section per object, so that the
+#: report's flash figure is ``make model-size``'s to the byte.
+MODEL_DATA_FLAGS = ("-std=c++17", "-Os", "-ffunction-sections", "-fdata-sections",
+                    "-mcpu=cortex-m4+nofp", "-mfpu=fpv4-sp-d16", "-mfloat-abi=soft", "-mthumb",
+                    "-mlittle-endian", "-funsigned-char")
 
 #: dtype name -> C type, for the constants in model_data.h.
 _C_TYPES = {"int8": "std::int8_t", "uint8": "std::uint8_t", "int16": "std::int16_t", "float32": "float"}
@@ -103,11 +111,11 @@ _BUILTIN_METHODS = {
 #: Custom operator names TFLite Micro itself registers (the name its Add*()
 #: method passes to AddCustom), plus "DECODE" as a spelling of TFLM_DECODE.
 #: AddEthosU() is left out: its name depends on the Ethos-U driver build.
+#: Every method here exists in the prebuilt TFLite Micro's resolver (tests check).
 _CUSTOM_METHODS = {
     "TFLM_DECODE": "AddDecode", "DECODE": "AddDecode",
     "CIRCULAR_BUFFER": "AddCircularBuffer",
     "TFLite_Detection_PostProcess": "AddDetectionPostprocess",
-    "BasicClassifier": "AddBasicClassifier",
     "SignalDelay": "AddDelay", "SignalEnergy": "AddEnergy",
     "SignalFftAutoScale": "AddFftAutoScale", "SignalFilterBank": "AddFilterBank",
     "SignalFilterBankLog": "AddFilterBankLog",
@@ -117,6 +125,9 @@ _CUSTOM_METHODS = {
     "SignalOverlapAdd": "AddOverlapAdd", "SignalPCAN": "AddPCAN",
     "SignalRfft": "AddRfft", "SignalStacker": "AddStacker", "SignalWindow": "AddWindow",
 }
+
+#: Every operator name :func:`op_resolver_calls` can register (builtins, then custom ones).
+OPERATORS = (*_BUILTIN_METHODS, *_CUSTOM_METHODS)
 
 
 @dataclass(frozen=True)
@@ -142,8 +153,8 @@ class TensorSpec:
         try:  # numpy integers from a report are welcome; store plain ints
             shape = tuple(operator.index(d) for d in self.shape)
             zero_point = operator.index(self.zero_point)
-        except TypeError:
-            raise ValueError(f"tensor shape {self.shape!r} and zero_point {self.zero_point!r} must be integers") from None
+        except TypeError as error:
+            raise ValueError(f"tensor shape {self.shape!r} and zero_point {self.zero_point!r} must be integers") from error
         if not shape or min(shape) < 1:
             raise ValueError(f"tensor shape {self.shape!r} must be positive integers")
         if not math.isfinite(self.scale) or self.scale < 0:
@@ -194,8 +205,8 @@ def model_op_names(flatbuffer: bytes) -> list[str]:
     Builtins by their schema name, custom operators by their custom code.
 
     Example:
-        >>> from pathlib import Path
-        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> from tfprune.datasets import mlperf_path
+        >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
         >>> model_op_names(fb)[:2]
         ['CONV_2D', 'ADD']
     """
@@ -226,6 +237,7 @@ def c_sources(
     arena_margin: float = ARENA_MARGIN,
     preprocessing: str,
     variable: str = "g_model",
+    target_arena_bytes: int | None = None,
 ) -> dict[str, str]:
     """``model_data.h``, ``model_data.cc`` and ``model_ops.h`` for a firmware (name -> text).
 
@@ -241,10 +253,15 @@ def c_sources(
         preprocessing: how raw data becomes the input, written as a comment
             and as ``kPreprocessing``.
         variable: C name stem: ``{variable}_data`` and ``{variable}_data_len``.
+        target_arena_bytes: the arena the firmware used on a Cortex-M4 with
+            CMSIS-NN kernels (:func:`tfprune.emulate`), when measured:
+            ``kTensorArenaSize`` then starts from the larger of it and
+            ``arena_bytes`` (the host's reference kernels, 64-bit pointers: more
+            than a Cortex-M4 reference build needs), so both kernel sets fit.
 
     Example:
-        >>> from pathlib import Path
-        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> from tfprune.datasets import mlperf_path
+        >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
         >>> files = c_sources(fb, op_names=model_op_names(fb),
         ...     inputs=[TensorSpec((1, 32, 32, 3), "int8", 0.0039215689, -128)],
         ...     outputs=[TensorSpec((1, 10), "int8", 0.00390625, -128)],
@@ -262,14 +279,30 @@ def c_sources(
     _check_ops_match(flatbuffer, calls)
     _check_tensors("inputs", inputs)
     _check_tensors("outputs", outputs)
-    arena = tensor_arena_size(arena_bytes, arena_margin)
+    if target_arena_bytes is not None:
+        tensor_arena_size(target_arena_bytes)  # the same checks as arena_bytes
+    arena = tensor_arena_size(max(arena_bytes, target_arena_bytes or 0), arena_margin)
     source = _source_line(bytes(flatbuffer))
+    arena_comment = _arena_comment(arena_bytes, target_arena_bytes, arena_margin)
     return {
-        "model_data.h": _model_data_h(source, variable, inputs, outputs, arena_bytes, arena_margin, arena,
+        "model_data.h": _model_data_h(source, variable, inputs, outputs, arena_bytes, arena_comment, arena,
                                       preprocessing),
         "model_data.cc": _model_data_cc(source, variable, bytes(flatbuffer)),
         "model_ops.h": _model_ops_h(source, calls),
     }
+
+
+def declared_arena_size(sources: dict[str, str]) -> int:
+    """The ``kTensorArenaSize`` that :func:`c_sources`' ``model_data.h`` declares.
+
+    Example:
+        >>> declared_arena_size({"model_data.h": "constexpr unsigned int kTensorArenaSize = 1104;"})
+        1104
+    """
+    match = re.search(r"constexpr unsigned int kTensorArenaSize = (\d+);", sources.get("model_data.h", ""))
+    if match is None:
+        raise ValueError("no kTensorArenaSize in model_data.h: regenerate the sources with tfprune")
+    return int(match.group(1))
 
 
 def tensor_arena_size(arena_bytes: int, arena_margin: float = ARENA_MARGIN) -> int:
@@ -311,8 +344,7 @@ def compile_flash_bytes(cc_path: str | Path) -> dict[str, int] | None:
         return None
     with tempfile.TemporaryDirectory(prefix="tfprune_flash_") as directory:
         obj = Path(directory) / (cc_path.stem + ".o")
-        command = [compiler, "-std=c++17", "-mcpu=cortex-m4", "-mthumb", "-Os",
-                   f"-I{cc_path.parent}", "-c", str(cc_path), "-o", str(obj)]
+        command = [compiler, *MODEL_DATA_FLAGS, f"-I{cc_path.parent}", "-c", str(cc_path), "-o", str(obj)]
         _run(command, f"arm-none-eabi-g++ could not compile {cc_path.name}")
         sizes = _run([size_tool, str(obj)], "arm-none-eabi-size failed")
     return _parse_size(sizes)
@@ -371,7 +403,7 @@ def _model_data_h(
     inputs: Sequence[TensorSpec],
     outputs: Sequence[TensorSpec],
     arena_bytes: int,
-    arena_margin: float,
+    arena_comment: list[str],
     arena: int,
     preprocessing: str,
 ) -> str:
@@ -393,9 +425,7 @@ def _model_data_h(
         *(f"//   {line}" for line in _comment_lines(preprocessing)),
         f"constexpr char kPreprocessing[] = \"{_c_string(preprocessing)}\";",
         "",
-        f"// Tensor arena: {arena_bytes} bytes measured by the TFLite Micro interpreter on the",
-        f"// host (tflite-micro Python package), plus {arena_margin:.0%} margin for the firmware's",
-        "// optimized kernels' scratch buffers and alignment, rounded up to 16 bytes.",
+        *arena_comment,
         f"constexpr unsigned int kMeasuredArenaBytes = {arena_bytes};",
         f"constexpr unsigned int kTensorArenaSize = {arena};",
         "",
@@ -407,6 +437,21 @@ def _model_data_h(
         "",
     ]
     return "\n".join(lines)
+
+
+def _arena_comment(arena_bytes: int, target_arena_bytes: int | None, arena_margin: float) -> list[str]:
+    if target_arena_bytes is None:
+        return [
+            f"// Tensor arena: {arena_bytes} bytes measured by the TFLite Micro interpreter on the",
+            f"// host (tflite-micro Python package), plus {arena_margin:.0%} margin for the firmware's",
+            "// optimized kernels' scratch buffers and alignment, rounded up to 16 bytes.",
+        ]
+    return [
+        f"// Tensor arena: the larger of {target_arena_bytes} bytes TFLite Micro used on an emulated",
+        "// Cortex-M4 with CMSIS-NN kernels (tfprune.emulate) and the",
+        f"// {arena_bytes} bytes its interpreter measured on the host (reference kernels), plus",
+        f"// {arena_margin:.0%} margin, rounded up to 16 bytes.",
+    ]
 
 
 def _tensor_constants(kind: str, tensors: Sequence[TensorSpec]) -> list[str]:

@@ -24,10 +24,9 @@ invokes); ``op_names`` and ``weight_bytes`` cover every subgraph, since the op
 resolver must register all operators and the flash holds all constants.
 
 Example:
-    >>> from pathlib import Path
-    >>> path = Path("/work/shared/data/mlperf_tiny/pretrainedResnet_quant.tflite")
-    >>> info = read_model(path.read_bytes())  # doctest: +SKIP
-    >>> info.size_bytes, info.macs, info.weight_bytes  # doctest: +SKIP
+    >>> from tfprune.datasets import mlperf_path
+    >>> info = read_model(mlperf_path("pretrainedResnet_quant.tflite").read_bytes())
+    >>> info.size_bytes, info.macs, info.weight_bytes
     (98496, 12501632, 78752)
     >>> print(format_table(info))  # doctest: +SKIP
 """
@@ -230,7 +229,7 @@ def read_model(flatbuffer: bytes | bytearray | memoryview) -> ModelInfo:
         return _describe(model, data)
     except (IndexError, KeyError, TypeError, ValueError, OverflowError) as error:
         # E.g. indices past a table's end: the file parsed but is inconsistent.
-        raise ValueError(f"malformed TFLite flatbuffer: {_one_line(error)}") from None
+        raise ValueError(f"malformed TFLite flatbuffer: {_one_line(error)}") from error
 
 
 def check_flatbuffer(flatbuffer: bytes | bytearray | memoryview) -> bytes:
@@ -331,7 +330,7 @@ def _parse(data: bytes) -> Any:
     try:
         model = _schema().ModelT.InitFromPackedBuf(data, 0)
     except Exception as error:  # the generated parser raises whatever struct/numpy raise
-        raise ValueError(f"not a TFLite flatbuffer: truncated or corrupt ({_one_line(error)})") from None
+        raise ValueError(f"not a TFLite flatbuffer: truncated or corrupt ({_one_line(error)})") from error
     if not model.subgraphs:
         raise ValueError("not a usable TFLite flatbuffer: it has no subgraphs")
     return model

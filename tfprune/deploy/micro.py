@@ -6,8 +6,8 @@ firmware needs. Times are this host's, useful only as ratios between models
 measured in the same run.
 
 Example:
-    >>> from pathlib import Path
-    >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+    >>> from tfprune.datasets import mlperf_path
+    >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
     >>> runner = MicroRunner(fb)
     >>> runner.arena_bytes
     55984
@@ -35,8 +35,8 @@ class MicroRunner:
     (for example an operator it does not have).
 
     Example:
-        >>> from pathlib import Path
-        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> from tfprune.datasets import mlperf_path
+        >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
         >>> MicroRunner(fb).run(np.zeros((1, 32, 32, 3), np.int8)).shape
         (1, 10)
     """
@@ -50,7 +50,7 @@ class MicroRunner:
                 self._interpreter = runtime.Interpreter.from_bytes(bytes(flatbuffer), arena_size=HOST_ARENA_BYTES)
             except Exception as error:
                 reason = _micro_error(captured.text()) or str(error).splitlines()[0]
-                raise ValueError(f"TFLite Micro cannot load this model: {reason}") from None
+                raise ValueError(f"TFLite Micro cannot load this model: {reason}") from error
         self.input_details = self._interpreter.get_input_details(0)
         self.output_details = self._interpreter.get_output_details(0)
         self.arena_bytes = self._measure_arena()
@@ -103,7 +103,7 @@ def _check_activation_scales(flatbuffer: bytes) -> None:
     try:
         info = read_model(flatbuffer)
     except ValueError as error:
-        raise ValueError(f"TFLite Micro cannot load this model: {error}") from None
+        raise ValueError(f"TFLite Micro cannot load this model: {error}") from error
     for tensor in info.tensors:
         # Per-channel scales belong to weights (a DECODE output is one): an all-zero filter, which
         # pruning makes, gets a vanishing scale that TFLite Micro handles; activations have one scale.

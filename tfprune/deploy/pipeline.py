@@ -49,7 +49,8 @@ def export(
     compress: str = "auto",
     verify: bool = True,
     preprocessing: str | None = None,
-    arena_margin: float = ARENA_MARGIN,
+    arena_margin: float | None = None,
+    emulate: bool = False,
     progress: bool = True,
 ) -> Artifact:
     """Export a Keras model for a device and measure the result.
@@ -57,6 +58,13 @@ def export(
     A model wrapped by :func:`tfprune.wrap` is stripped first and every channel
     its masks prune is removed (:func:`tfprune.remove_masked_channels`), so the
     flatbuffer is physically smaller; weight-level zeros stay as zeros.
+
+    A larq (binary) model goes through :mod:`tfprune.deploy.binary` on the way:
+    for ``cortex-m`` through ``for_micro`` (TFLite Micro has no SIGN operator and
+    no binary kernels: sign activations become exact int8 steps, binary weights
+    int8 values stored in 1-2 bits), for ``android-lce`` through ``for_lce``
+    (1-bit kernels restored; it warns about connection-pruned layers, which LCE
+    runs as float convolutions). The report's ``larq`` entry says what was done.
 
     Args:
         model: a tf.keras Sequential or functional model (larq layers and
@@ -78,35 +86,49 @@ def export(
         verify: run the artifact against a reference interpreter.
         preprocessing: how raw data becomes the Keras model's input, written into
             the C header and the report (for example ``"RGB pixels 0..255"``).
-        arena_margin: share added to the measured arena in ``kTensorArenaSize``.
+        arena_margin: share added to the measured arena in ``kTensorArenaSize``;
+            default 10% over the host's measure, 0 over an emulated one.
+        emulate: ``cortex-m`` only: also run the firmware on an emulated
+            Cortex-M4 (QEMU, CMSIS-NN kernels, :func:`tfprune.emulate`) on one
+            verification sample: ``report["emulated"]`` gets the arena it used
+            there, its timer ticks per inference and the image's flash and RAM,
+            and ``kTensorArenaSize`` is sized from that arena. Off by default:
+            it compiles a firmware (seconds to a minute). Where the emulator
+            is missing, ``report["emulated"]`` says what to install.
         progress: show progress bars.
 
     Returns:
         An :class:`Artifact` with ``flatbuffer``, ``report`` and ``save(dir)``.
     """
     _check_arguments(target, compress, arena_margin)
+    if emulate and target != "cortex-m":
+        raise ValueError(f"emulate runs a Cortex-M firmware: use it with target cortex-m, not {target}")
     keras_model.check_keras_model(model)
+    model, larq = _larq_route(model, target)
     model = without_masks(model)
     quantization, io = _resolve_formats(target, quantization, io)
     sample_shape = keras_model.model_sample_shape(model)
     calibration = _calibration(representative_data, sample_shape, quantization)
     check_x, check_y = _verification_data(verify_data, calibration, sample_shape, verify)
     if target == "android-lce":
-        return _export_lce(model, calibration, io, check_x, check_y, progress)
+        return _export_lce(model, calibration, io, check_x, check_y, progress, larq)
     flatbuffer = tflite.convert(model, calibration, quantization=quantization, io=io)
     if target == "android":
         verification = verify_tflite(flatbuffer, model, check_x, check_y, progress) if check_x is not None else None
         report = build_report(flatbuffer, target=target, quantization=quantization, io=io,
                               verification=_as_dict(verification))
         return Artifact(flatbuffer, Report(as_json_ready(report)))
-    return _export_cortex_m(flatbuffer, compress, io, check_x, check_y, preprocessing, arena_margin, progress)
+    return _export_cortex_m(flatbuffer, compress, io, check_x, check_y, preprocessing, arena_margin, progress,
+                            emulate_on=(check_x if check_x is not None else calibration)[:1] if emulate else None,
+                            larq=larq)
 
 
 def inspect_flatbuffer(flatbuffer: bytes | str | os.PathLike) -> Report:
     """The report for any ``.tflite`` (bytes or path), including ones tfprune did not make.
 
     Example:
-        >>> report = inspect_flatbuffer("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite")
+        >>> from tfprune.datasets import mlperf_path
+        >>> report = inspect_flatbuffer(mlperf_path("pretrainedResnet_quant.tflite"))
         >>> report["flatbuffer_bytes"]
         98496
     """
@@ -120,6 +142,21 @@ def inspect_flatbuffer(flatbuffer: bytes | str | os.PathLike) -> Report:
     return Report(as_json_ready(build_report(flatbuffer, target="inspect", run_micro=runs_on_micro)))
 
 
+def _larq_route(model: Any, target: str) -> tuple[Any, dict[str, Any] | None]:
+    """The model to convert for ``target`` and the report's ``larq`` entry (None for other models)."""
+    if not keras_model.has_larq_layers(model) or target == "android":
+        return model, None
+    from tfprune.deploy import binary  # imports TensorFlow and larq: only for larq models
+
+    if target == "android-lce":
+        model = binary.for_lce(model)
+        return model, binary.lce_entry(model)
+    automatic = binary.needs_micro(model)
+    if automatic:
+        model = binary.for_micro(model)
+    return model, binary.micro_entry(model, automatic)
+
+
 def _export_cortex_m(
     flatbuffer: bytes,
     compress_mode: str,
@@ -127,8 +164,10 @@ def _export_cortex_m(
     check_x: np.ndarray | None,
     check_y: np.ndarray | None,
     preprocessing: str | None,
-    arena_margin: float,
+    arena_margin: float | None,
     progress: bool,
+    emulate_on: np.ndarray | None = None,
+    larq: dict[str, Any] | None = None,
 ) -> Artifact:
     info = read_model(flatbuffer)
     c_array.op_resolver_calls(info.op_names)  # names the first operator TFLite Micro lacks
@@ -138,21 +177,58 @@ def _export_cortex_m(
     report = build_report(deployed, target="cortex-m", quantization="int8", io=io,
                           compression=_compression_entry(compress_mode, compressed, flatbuffer),
                           verification=_as_dict(verification))
-    if "arena_bytes" not in report["tflm"]:
-        raise ValueError(f"the int8 model does not run on TFLite Micro: {report['tflm']['error']}")
+    if "error" in report["tflm"]:
+        raise ValueError(report["tflm"]["error"])
+    if larq:
+        report["larq"] = larq
     deployed_info = read_model(deployed)
-    sources = c_array.c_sources(
-        deployed,
-        op_names=deployed_info.op_names,
-        inputs=[_tensor_spec(entry) for entry in report["inputs"]],
-        outputs=[_tensor_spec(entry) for entry in report["outputs"]],
-        arena_bytes=report["tflm"]["arena_bytes"],
-        arena_margin=arena_margin,
-        preprocessing=preprocessing or _default_preprocessing(report["inputs"][0]),
-    )
+
+    def sources_for(target_arena: int | None) -> dict[str, str]:
+        margin = arena_margin if arena_margin is not None else (0.0 if target_arena else ARENA_MARGIN)
+        return c_array.c_sources(
+            deployed,
+            op_names=deployed_info.op_names,
+            inputs=[_tensor_spec(entry) for entry in report["inputs"]],
+            outputs=[_tensor_spec(entry) for entry in report["outputs"]],
+            arena_bytes=report["tflm"]["arena_bytes"],
+            arena_margin=margin,
+            preprocessing=preprocessing or _default_preprocessing(report["inputs"][0]),
+            target_arena_bytes=target_arena,
+        )
+
+    sources = sources_for(None)
     report["flash"] = _flash_bytes(sources)
     reference = flatbuffer if compressed.needs_decode else None
+    if emulate_on is not None:
+        report["emulated"] = _emulated_entry(Artifact(deployed, Report(report), sources), emulate_on)
+        if "arena_bytes" in report["emulated"]:
+            sources = sources_for(report["emulated"]["arena_bytes"])
+            emulated = report["emulated"]
+            emulated["tensor_arena_size"] = c_array.declared_arena_size(sources)
+            # the arena is one 16-byte aligned array in .bss: the image with kTensorArenaSize differs by exactly this
+            emulated["image_ram_bytes"] += emulated["tensor_arena_size"] - emulated.pop("image_arena_size")
     return Artifact(deployed, Report(as_json_ready(report)), sources, reference)
+
+
+def _emulated_entry(artifact: Artifact, samples: np.ndarray) -> dict[str, Any]:
+    from tfprune.deploy import emulate as emulation
+
+    try:
+        result = emulation.emulate(artifact, samples, "cmsis_nn",
+                                   arena_size=2 * c_array.declared_arena_size(artifact.sources))
+    except emulation.EmulatorUnavailable as missing:
+        return {"error": f"not run: {missing}"}
+    return {
+        "kernels": result.kernels,
+        "arena_bytes": result.arena_bytes,
+        "ticks_per_inference": result.ticks_per_inference,
+        "instructions_per_tick": emulation.INSTRUCTIONS_PER_TICK,
+        "samples": len(result.ticks),
+        "image_flash_bytes": result.flash_bytes,
+        "image_ram_bytes": result.ram_bytes,
+        "image_arena_size": result.arena_size,
+        "measured_on": result.measured_on,
+    }
 
 
 def _export_lce(
@@ -162,11 +238,14 @@ def _export_lce(
     check_x: np.ndarray | None,
     check_y: np.ndarray | None,
     progress: bool,
+    larq: dict[str, Any] | None = None,
 ) -> Artifact:
     flatbuffer = tflite.convert_lce(model, calibration, io=io)
     verification = verify_lce(flatbuffer, model, check_x, check_y, progress) if check_x is not None else None
     report = build_report(flatbuffer, target="android-lce", quantization="binary", io=io,
                           verification=_as_dict(verification), run_micro=False)
+    if larq:
+        report["larq"] = larq
     return Artifact(flatbuffer, Report(as_json_ready(report)))
 
 
@@ -177,7 +256,7 @@ def _check_arguments(target: str, compress_mode: str, arena_margin: float) -> No
         raise ValueError(f"unknown compress mode {compress_mode!r}; choose one of {', '.join(COMPRESS_MODES)}")
     if compress_mode == "lut" and target != "cortex-m":
         raise ValueError("LUT compression (DECODE operators) is for TFLite Micro: use it with target cortex-m")
-    if not 0 <= arena_margin <= 10:
+    if arena_margin is not None and not 0 <= arena_margin <= 10:
         raise ValueError(f"arena_margin {arena_margin} is not a share between 0 and 10")
 
 

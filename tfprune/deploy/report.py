@@ -27,11 +27,23 @@ layers                      per conv/dense layer: channels in/out, weights, zero
                             (``weight_sparsity`` = zeros / weights), MACs
 verification                ``samples``, ``reference``, ``top1_agreement`` (0-1),
                             ``max_abs_diff`` (in ``unit``), ``accuracy`` (0-1 or null)
+emulated                    null unless exported with ``emulate=True``: the firmware
+                            on an emulated Cortex-M4 with CMSIS-NN kernels
+                            (:func:`tfprune.emulate`): ``arena_bytes`` used there,
+                            ``ticks_per_inference`` (CMSDK timer ticks, 40
+                            emulated instructions each: compare as ratios),
+                            ``tensor_arena_size`` (the ``kTensorArenaSize`` sized
+                            from it), ``image_flash_bytes``/``image_ram_bytes`` of
+                            the emulated image, ``measured_on``; or ``error``
+larq                        only for larq models: ``rewritten_by``, ``summary`` and
+                            for cortex-m ``automatic``, ``sign_activation_layers``,
+                            ``emulation`` (what was emulated and how); for
+                            android-lce ``binary_layers`` and ``float_layers``
 ==========================  ==========================================================
 
 Example:
-    >>> from pathlib import Path
-    >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+    >>> from tfprune.datasets import mlperf_path
+    >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
     >>> report = build_report(fb, target="inspect")
     >>> report["flatbuffer_bytes"], report["tflm"]["arena_bytes"]
     (98496, 55984)
@@ -76,6 +88,7 @@ def build_report(
     compression: dict[str, Any] | None = None,
     flash: dict[str, Any] | None = None,
     verification: dict[str, Any] | None = None,
+    emulated: dict[str, Any] | None = None,
     run_micro: bool = True,
 ) -> dict[str, Any]:
     """Measure ``flatbuffer`` and assemble the report dict (keys in the module docstring)."""
@@ -97,6 +110,7 @@ def build_report(
         "flash": flash,
         "layers": [_layer_entry(layer) for layer in info.layers],
         "verification": verification,
+        "emulated": emulated,
     }
 
 
@@ -104,8 +118,8 @@ def format_report(report: dict[str, Any]) -> str:
     """The report as the table ``tfprune`` prints.
 
     Example:
-        >>> from pathlib import Path
-        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> from tfprune.datasets import mlperf_path
+        >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
         >>> "98,496" in format_report(build_report(fb, target="inspect"))
         True
     """
@@ -135,9 +149,12 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     flash = report.get("flash")
     if flash:
         rows.append(("Cortex-M4 flash (model array)", f"{flash['text'] + flash['data']:,} B (arm-none-eabi-size)"))
+    rows += _emulated_rows(report.get("emulated"))
     verification = report.get("verification")
     if verification:
         rows.append(("verification", _verification_text(verification)))
+    if report.get("larq"):
+        rows.append(("larq model", report["larq"]["summary"]))
     for tensor, kind in [(report["inputs"][0], "input"), (report["outputs"][0], "output")]:
         rows.append((kind, f"{tensor['dtype']} {tuple(tensor['shape'])} scale {tensor['scale']:.6g} "
                      f"zero point {tensor['zero_point']}"))
@@ -151,6 +168,22 @@ def _micro_rows(label: str, tflm: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         (f"{label} arena", f"{tflm['arena_bytes']:,} B"),
         (f"{label} time", f"{tflm['ms_per_inference']:.3f} ms per inference ({tflm['measured_on']})"),
+    ]
+
+
+def _emulated_rows(emulated: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not emulated:
+        return []
+    label = "Cortex-M4, emulated (CMSIS-NN)"
+    if "error" in emulated:
+        return [(label, emulated["error"])]
+    ticks = emulated["ticks_per_inference"]
+    time = (f"{ticks:,} timer ticks per inference (~{ticks * emulated['instructions_per_tick'] / 1e6:.1f} M "
+            "instructions; compare as ratios)") if ticks is not None else "no inference run"
+    return [
+        (f"{label} arena", (f"{emulated['arena_bytes']:,} B used; kTensorArenaSize "
+                            f"{emulated.get('tensor_arena_size', 0):,} B")),
+        (f"{label} time", time),
     ]
 
 

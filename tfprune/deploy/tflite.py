@@ -137,7 +137,7 @@ def _run_converter(run: Any, model_name: str) -> bytes:
             warnings.simplefilter("ignore")
             return bytes(run())
     except Exception as error:
-        raise ValueError(f"model {model_name!r} cannot be converted: {_converter_reason(error)}") from None
+        raise ValueError(f"model {model_name!r} cannot be converted: {_converter_reason(error)}") from error
 
 
 def _converter_reason(error: Exception) -> str:

@@ -6,8 +6,8 @@ so one comparison covers both the TFLite Micro kernels and LUT compression.
 For ``android-lce`` the reference is LCE's interpreter against the Keras model.
 
 Example:
-    >>> from pathlib import Path
-    >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+    >>> from tfprune.datasets import mlperf_path
+    >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
     >>> x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     >>> result = verify_micro(fb, fb, x)
     >>> result.top1_agreement
@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -185,7 +186,9 @@ def _compare(
 ) -> Verification:
     agree = correct = 0
     max_diff = 0.0
-    for index in tqdm(range(len(samples)), desc="verify", disable=not progress, leave=False):
+    # a bar on a terminal only (disable=None); a log gets the one line below instead
+    bar = tqdm(range(len(samples)), desc="verify", disable=None if progress else True, leave=False)
+    for index in bar:
         x = samples[index : index + 1]
         ours, theirs = run(x), reference(x)
         max_diff = max(max_diff, float(np.max(np.abs(ours.astype(np.float64) - theirs.astype(np.float64)))))
@@ -193,7 +196,7 @@ def _compare(
         if labels is not None:
             correct += int(np.argmax(ours) == int(labels[index]))
     count = len(samples)
-    return Verification(
+    result = Verification(
         samples=count,
         reference=reference_name,
         top1_agreement=agree / count if count else 0.0,
@@ -201,6 +204,10 @@ def _compare(
         unit=unit,
         accuracy=correct / count if labels is not None and count else None,
     )
+    if progress and bar.disable:
+        print(f"verify: {count} samples against {reference_name}, top-1 agreement {result.top1_agreement:.1%}",
+              file=sys.stderr, flush=True)
+    return result
 
 
 def tflite_accuracy(flatbuffer: bytes, x: np.ndarray, y: np.ndarray) -> float:

@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from tfprune import keras_model
-from tfprune.core.masks import has_masks
 from tfprune.keras_model import labelled_samples, model_sample_shape
 from tfprune.prune.binary.reservoir import (GRANULARITIES, SCORES, apply_masks, binary_layers, density, filter_layers,
                                       layer_scores, resolve_ratios, sample_masks, ReservoirPruning)
@@ -95,7 +94,7 @@ def arsp(
     validation_data: tuple[np.ndarray, np.ndarray] | None = None,
     validation_samples: int = 1000,
     layers: Sequence[str] | None = None,
-    granularity: str = "connections",
+    granularity: str = "filters",
     score: str = "survival",
     controller: str = "ppo",
     ratios: float | Mapping[str, float] | None = None,
@@ -119,7 +118,13 @@ def arsp(
             validation split unless ``validation_data`` is given.
         layers: the layers to prune; default every binary layer (for filters,
             those whose channels no residual ties).
-        granularity: ``"connections"`` or ``"filters"``.
+        granularity: ``"filters"`` (default) removes whole output channels: the
+            deployed model is smaller and stays 1-bit. ``"connections"`` masks single
+            weights, which makes the kernels ternary (+1, -1, 0): on Cortex-M they
+            take 2 bits per weight instead of 1 and on Android LCE runs them as float
+            convolutions, so both artifacts grow past the unpruned binary model's
+            (binary ResNet-8, BENCHMARKS.md: 56,192 B vs 46,848 B on Cortex-M,
+            318,996 B vs 33,412 B with LCE) unless most weights are pruned.
         score: ``"survival"`` (the seed's formula), ``"taylor"``, ``"magnitude"`` or ``"uniform"``.
         controller: ``"ppo"``, ``"random"`` (as many random ratios, best kept) or
             ``"fixed"`` (``ratios``: one keep ratio or one per layer).
@@ -128,12 +133,16 @@ def arsp(
         finetune_epochs, learning_rate, batch_size: the SGD fine-tuning.
         resample_every: re-sample the masks every N fine-tuning steps (the
             :class:`~tfprune.prune.binary.reservoir.ReservoirPruning` callback), or never.
-        seed: seeds the split-free parts: sampling, the agent, fine-tuning order.
+        seed: seeds the split-free parts (sampling, the agent, fine-tuning order)
+            through local generators: the global random states of Python, NumPy
+            and TensorFlow are the caller's (the PPO agent's scoped seeding
+            excepted, see :mod:`tfprune.prune.binary.ppo`).
         log_dir: TensorBoard logs of the search (reward, accuracy, density, ratios)
             and of the fine-tuning.
 
     Returns:
-        ``(masked model, ARSPReport)``.
+        ``(masked model, ARSPReport)``: a new model; ``model`` itself is neither
+        changed nor compiled.
 
     Example:
         >>> from tfprune.models import binary_small_vgg
@@ -141,18 +150,19 @@ def arsp(
         >>> y = np.arange(64) % 10
         >>> pruned, report = arsp(binary_small_vgg(input_shape=(8, 8, 3)), (x, y), validation_samples=16,
         ...                       controller="fixed", ratios=0.25, finetune_epochs=1)
-        >>> round(report.density, 2)
-        0.25
+        >>> report.granularity, report.ratios["conv2"]  # a quarter of conv2's filters kept
+        ('filters', 0.25)
     """
-    import tensorflow as tf
-
     import tfprune
 
     x, y, x_val, y_val = _split(model, data, validation_data, validation_samples)
     _check_arguments(granularity, score, controller, ratios, finetune_epochs, learning_rate)
-    tf.keras.utils.set_random_seed(seed)
-    wrapped = model if has_masks(model) else tfprune.wrap(model, layers=binary_layers(model) or layers)
-    targets = _targets(wrapped, layers, granularity)
+    keras_model.check_keras_model(model)
+    targets = _targets(model, layers, granularity)
+    # A clone (wrap shares no variables): the caller's model keeps its weights, masks and compiled state.
+    # The binary layers beside the targets are wrapped too: filter pruning masks the rows that read a
+    # pruned channel, which a binary reader's input quantizer would otherwise turn from 0 into +1.
+    wrapped = tfprune.wrap(model, layers=sorted(set(targets) | set(binary_layers(model))))
     scored = layer_scores(wrapped, (x[:score_samples], y[:score_samples]), score, targets)
     accuracy_dense = _accuracy(wrapped, x_val, y_val)
 
@@ -229,8 +239,37 @@ def _finetune(model: Any, x: np.ndarray, y: np.ndarray, ratios: dict[str, float]
                   loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_in_softmax(model)),
                   metrics=["accuracy"])
     start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True, callbacks=callbacks)
+    model.fit(_ShuffledBatches(x, y, batch_size, seed), epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
     return time.perf_counter() - start
+
+
+def _shuffled_batches_base() -> type:
+    import tensorflow as tf
+
+    return tf.keras.utils.Sequence
+
+
+class _ShuffledBatches(_shuffled_batches_base()):
+    """``(x, y)`` batches in a new order each epoch, drawn from a generator of its own.
+
+    ``fit(shuffle=True)`` would draw the order from TensorFlow's global seed, which is the caller's.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self._rng = np.random.default_rng(seed)
+        self._order = self._rng.permutation(len(x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        chosen = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.x[chosen], self.y[chosen]
+
+    def on_epoch_end(self) -> None:
+        self._order = self._rng.permutation(len(self.x))
 
 
 def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -278,6 +317,9 @@ def _targets(model: Any, layers: Sequence[str] | None, granularity: str) -> list
     names = list(layers) if layers is not None else binary_layers(model)
     if not names:
         raise ValueError(f"model {model.name!r} has no binary layer to prune; name layers=[...]")
+    unknown = [name for name in names if name not in {layer.name for layer in model.layers}]
+    if unknown:
+        raise ValueError(f"model {model.name!r} has no layer(s) {unknown}; its binary layers are {binary_layers(model)}")
     if granularity == "filters":
         untied = filter_layers(model, names)
         if layers is None:

@@ -12,6 +12,12 @@ the layers' weights; the seed's ``- lam * sparsity`` would punish pruning), 0 be
 The agent discounts by 0.99. :func:`search` trains the agent and returns the best
 ratios any episode reached (the stochastic episodes and a final greedy one).
 
+tf-agents takes no random generator of its own: its networks' initial weights and the
+collect policy's actions come from the global random states of Python (through Keras),
+NumPy and TensorFlow. :func:`search` seeds them for its own duration and then puts the
+caller's back: Python's, NumPy's and Keras' exactly, TensorFlow's as its global seed
+(``tf.random.set_seed`` cannot rewind a sequence, so the caller's restarts).
+
 Example:
     >>> def accuracy(ratios):  # a toy: accuracy peaks at keep ratios 0.2 and 0.9
     ...     return 1.0 - float(np.sum((ratios - [0.2, 0.9]) ** 2))
@@ -22,8 +28,10 @@ Example:
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,8 +187,16 @@ def search(
         ('ppo', 5)
     """
     _check_budget(episodes, episodes_per_iteration)
+    with _seeded(seed):
+        return _search(evaluate, features, sizes, episodes, episodes_per_iteration, initial, max_step, lam,
+                       discount, learning_rate, num_epochs, seed, log_dir, layer_names)
+
+
+def _search(evaluate: Callable[[np.ndarray], float], features: Any, sizes: Sequence[int], episodes: int,
+            episodes_per_iteration: int, initial: float | Sequence[float], max_step: float, lam: float,
+            discount: float, learning_rate: float, num_epochs: int, seed: int, log_dir: str | None,
+            layer_names: Sequence[str] | None) -> SearchResult:
     start = time.perf_counter()
-    tf.keras.utils.set_random_seed(seed)
     py_env = LayerRatioEnvironment(evaluate, features, sizes, initial, max_step, lam)
     env = tf_py_environment.TFPyEnvironment(py_env)
     agent = _agent(env, discount, learning_rate, num_epochs, seed)
@@ -236,6 +252,30 @@ def random_search(
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Python, NumPy, TensorFlow and Keras seeded with ``seed`` inside the block; the caller's states after.
+
+    ``tf.keras.utils.set_random_seed`` is the only way to make tf-agents reproducible;
+    Keras keeps the generator it sets in ``backend._SEED_GENERATOR``.
+    """
+    from keras.src import backend
+    from tensorflow.python.eager import context
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    tensorflow_seed = context.global_seed()
+    keras_generator = getattr(backend._SEED_GENERATOR, "generator", None)
+    tf.keras.utils.set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        tf.random.set_seed(tensorflow_seed)
+        backend._SEED_GENERATOR.generator = keras_generator
+
 
 
 def _agent(env: Any, discount: float, learning_rate: float, num_epochs: int, seed: int) -> Any:

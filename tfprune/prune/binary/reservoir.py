@@ -284,8 +284,8 @@ def _zero_rows(mask: np.ndarray, rows: Sequence[int]) -> None:
 def _layer(model: Any, name: str) -> Any:
     try:
         return model.get_layer(name)
-    except ValueError:
-        raise ValueError(f"model {model.name!r} has no layer {name!r}") from None
+    except ValueError as error:
+        raise ValueError(f"model {model.name!r} has no layer {name!r}") from error
 
 
 def _check_layers(model: Any, layers: Sequence[str] | None) -> list[str]:

@@ -464,12 +464,14 @@ def sticky_ranking(ranking: Ranking, kept: np.ndarray, stickiness: float) -> Ran
 
     A QSAE trained on another window of the same data ranks near-equal channels differently;
     without a margin every re-derivation would swap some of them for nothing. A channel pruned
-    now comes back only when its score beats a kept one's by the margin.
+    now comes back only when its score beats a kept one's by the margin. This is what
+    :class:`PruningController`'s ``stickiness`` does at each re-derivation.
 
     Example:
-        >>> ranking = Ranking(np.array([0, 1, 2]), np.array([0.5, 0.95, 1.0]), np.zeros(3))
-        >>> sticky_ranking(ranking, np.array([False, True, True]), 0.1).order.tolist()
-        [0, 1, 2]
+        >>> ranking = Ranking(np.array([0, 1, 2, 3]), np.array([0.5, 0.95, 0.97, 1.0]), np.zeros(4))
+        >>> kept = np.array([True, True, False, True])  # channel 2 is pruned now
+        >>> sticky_ranking(ranking, kept, 0.1).order.tolist()  # 0.97 does not beat 0.95 * 1.1
+        [0, 2, 1, 3]
     """
     if stickiness == 0 or kept.all():
         return ranking
