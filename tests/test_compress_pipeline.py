@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import tfprune
@@ -96,3 +97,26 @@ def test_bad_arguments_are_one_line():
         tfprune.compress(model, (x, y), x, Budget(flash=1000), verbose=0)
     with pytest.raises(TypeError, match="Budget"):
         tfprune.compress(model, (x, y), (x, y), {"flash": 1000}, verbose=0)
+
+
+def test_the_command_writes_the_model_the_artifact_and_the_report(tmp_path):
+    import json
+
+    from tfprune.cli import main
+
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(48, (16, 16, 3), classes=4, seed=0)
+    x = (x * 255).astype("float32")
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    np.savez(tmp_path / "val.npz", x=x[:24], y=y[:24])
+    flash = int(_dense_flash(model, x) * 0.7)
+    args = ["compress", str(tmp_path / "model.keras"), "--train", str(tmp_path / "train.npz"),
+            "--val", str(tmp_path / "val.npz"), "--flash", f"{flash}B", "--epochs", "1", "--weights", "off",
+            "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    written = {path.name for path in (tmp_path / "out").iterdir()}
+    assert {"model.keras", "model.tflite", "model_data.cc", "report.json", "compress.json"} <= written
+    report = json.loads((tmp_path / "out" / "compress.json").read_text())
+    assert report["final"]["flash"] == (tmp_path / "out" / "model.tflite").stat().st_size <= flash
+    assert main(args) == 2, "an existing output folder is kept unless --force"
