@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tfprune.deploy import compress as lut
-from tfprune.deploy.compress import find_lut_candidates, lut_compress
+from tfprune.deploy.compress import compress_weights, find_lut_candidates, lut_compress
 from tfprune.deploy.tflite import convert
 
 # ---------------------------------------------------------------- helpers
@@ -339,3 +339,84 @@ def test_tensor_that_would_grow_is_skipped_in_auto_but_forced_in_lut():
     assert forced.needs_decode and not forced.applied
     assert forced.bytes_after >= forced.bytes_before
     assert _decode_operator_count(forced.flatbuffer) == 1
+
+
+# ---------------------------------------------------------------- PRUNE and the per-tensor choice
+
+
+@pytest.fixture(scope="module")
+def sparse_and_binary() -> bytes:
+    """Binary conv (LUT pays) -> sparse conv with many values (PRUNE pays) -> GAP -> Dense."""
+    import tensorflow as tf
+
+    model = tf.keras.Sequential([
+        tf.keras.Input((8, 8, 16)),
+        tf.keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        tf.keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        tf.keras.layers.GlobalAveragePooling2D(),
+        tf.keras.layers.Dense(10),
+    ])
+    rng = np.random.default_rng(3)
+    _set_levels(model.layers[0], np.array([-1.0, 1.0]), rng)
+    kernel, bias = model.layers[1].get_weights()
+    kernel[rng.random(kernel.shape) < 0.8] = 0.0
+    model.layers[1].set_weights([kernel, bias])
+    return _convert(model, (8, 8, 16))
+
+
+def test_auto_picks_lut_for_few_values_and_prune_for_zeros(sparse_and_binary):
+    result = compress_weights(sparse_and_binary)
+    assert result.applied and result.encodings == ("lut", "prune")
+    by_encoding = {t.encoding: t for t in result.tensors}
+    assert (by_encoding["lut"].bits, by_encoding["lut"].density) == (1, None)
+    prune = by_encoding["prune"]
+    assert prune.bits is None and 0.15 < prune.density < 0.25
+    # 9,216 weights: 1,152 bitmask bytes + 16-byte header + one byte per stored weight
+    assert prune.bytes_after == 1152 + 16 + round(prune.density * 9216)
+    inputs = _int8_inputs(10, (8, 8, 16), seed=4)
+    plain, _ = _run_tflm(sparse_and_binary, inputs)
+    packed, _ = _run_tflm(result.flatbuffer, inputs)
+    np.testing.assert_array_equal(packed, plain)
+    # restricted to one encoding, auto makes a larger file than with both
+    for only in (("lut",), ("prune",)):
+        alone = compress_weights(sparse_and_binary, encodings=only)
+        assert alone.encodings == only and result.bytes_after < alone.bytes_after < len(sparse_and_binary)
+
+
+def test_lut_compress_never_uses_prune(sparse_and_binary):
+    assert lut_compress(sparse_and_binary).encodings == ("lut",)
+
+
+def test_forced_prune_encodes_every_filter_even_dense_ones(dense_random):
+    auto = compress_weights(dense_random)
+    assert not auto.applied and auto.flatbuffer == dense_random
+    forced = compress_weights(dense_random, mode="prune")
+    assert forced.needs_decode and forced.bytes_after > forced.bytes_before
+    assert {t.encoding for t in forced.tensors} == {"prune"}
+    assert len(forced.tensors) == _decode_operator_count(forced.flatbuffer) == 2  # conv and dense
+    inputs = _int8_inputs(10, (8, 8, 4), seed=6)
+    np.testing.assert_array_equal(_run_tflm(forced.flatbuffer, inputs)[0], _run_tflm(dense_random, inputs)[0])
+
+
+def test_prune_on_the_last_axis_of_a_depthwise_kernel(ternary_depthwise):
+    # {-a, 0, a}: a third of each kernel is zero; the depthwise kernel's channels are its last axis
+    result = compress_weights(ternary_depthwise, mode="prune")
+    assert sorted(t.axis for t in result.tensors) == [0, 3]
+    inputs = _int8_inputs(10, (8, 8, 8), seed=8)
+    np.testing.assert_array_equal(_run_tflm(result.flatbuffer, inputs)[0], _run_tflm(ternary_depthwise, inputs)[0])
+
+
+def test_compress_weights_arguments(binary_cnn):
+    with pytest.raises(ValueError, match="mode must be one of 'auto', 'lut', 'prune', 'off'"):
+        compress_weights(binary_cnn, mode="zip")
+    with pytest.raises(ValueError, match="encodings must be"):
+        compress_weights(binary_cnn, encodings=("huffman",))
+    with pytest.raises(ValueError, match="encodings must be"):
+        compress_weights(binary_cnn, encodings=())
+    assert compress_weights(binary_cnn, mode="off").flatbuffer == binary_cnn
+
+
+def test_prune_bytes_per_int8_weight_match_the_format():
+    # 1/8 + (1 - sparsity) bytes a weight, plus the 16-byte header
+    for sparsity, per_weight in ((0.5, 0.625), (0.75, 0.375), (0.9, 0.225)):
+        assert lut.prune_bytes(80_000, round(80_000 * (1 - sparsity))) == 80_000 * per_weight + 16

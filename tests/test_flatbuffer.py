@@ -256,6 +256,37 @@ def test_lut_decode_along_last_axis(tiny: dict) -> None:
     assert dw.compressed and dw.weight_zeros == tiny["zeros"]["dw"]
 
 
+def test_prune_compressed_model_names_encodings_and_zeros(tiny: dict) -> None:
+    from tfprune.deploy.compress import compress_weights
+
+    # conv_zeros (30% zeros) and dw (30%) PRUNE-encoded; the decoded zeros are the planted ones
+    result = compress_weights(tiny["flatbuffer"], mode="prune")
+    packed = read_model(result.flatbuffer)
+    layers = _by_keras_name(packed)
+    assert {name for name, layer in layers.items() if layer.encoding == "prune"} == {"conv_pm", "conv_zeros", "dw", "fc"}
+    for name in ("conv_zeros", "dw"):
+        assert layers[name].compressed and layers[name].weight_zeros == tiny["zeros"][name], name
+    assert layers["conv_pm"].weight_zeros == 0
+    # one row per encoded tensor, with the density of stored values and the bytes it saves
+    rows = {row.name: row for row in packed.encoded}
+    conv = rows[layers["conv_zeros"].weight_name]
+    assert conv.encoding == "prune" and conv.bits is None
+    assert conv.density == pytest.approx(1 - tiny["zeros"]["conv_zeros"] / 216, abs=1e-6)
+    # 216 weights -> 27 bitmask bytes + 16-byte header + one byte per stored weight
+    assert conv.stored_bytes == 27 + 16 + (216 - tiny["zeros"]["conv_zeros"])
+    assert conv.decoded_bytes == 216 and conv.bytes_saved == 216 - conv.stored_bytes
+    assert "CONV_2D (PRUNE)" in format_table(packed)
+
+
+def test_lut_and_prune_rows_side_by_side(tiny: dict) -> None:
+    from tfprune.deploy.compress import compress_weights
+
+    lut = read_model(compress_weights(tiny["flatbuffer"], mode="lut").flatbuffer)
+    rows = {row.encoding: row for row in lut.encoded}
+    assert set(rows) == {"lut"} and {row.bits for row in lut.encoded} >= {1, 3}
+    assert all(row.density is None and row.values_per_channel for row in lut.encoded)
+
+
 # ---------------------------------------------------------------- Larq Compute Engine
 
 

@@ -131,8 +131,12 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
     convert.add_argument("--quant", choices=["int8", "float16"], default=None, help="default int8")
     convert.add_argument("--io", choices=["int8", "uint8", "float"], default=None,
                          help="input/output type; default int8 for cortex-m, float for android")
-    convert.add_argument("--compress", choices=["auto", "off", "lut"], default="auto",
-                         help="TFLite Micro LUT compression of weights with <= 16 values per channel")
+    convert.add_argument("--compress", choices=["auto", "off", "lut", "prune"], default="auto",
+                         help="TFLite Micro DECODE compression: per tensor the smallest of plain, LUT (<= 16 values "
+                              "per channel) and PRUNE (bitmask + nonzeros) (auto), one of them, or off")
+    convert.add_argument("--no-lean", action="store_true",
+                         help="keep the converter's flatbuffer (default for cortex-m: drop what TFLite Micro never "
+                              "reads)")
     convert.add_argument("--preprocessing", help="how raw data becomes the model input, for the C header")
     convert.add_argument("--no-verify", action="store_true", help="skip running the artifact against a reference")
     convert.add_argument("--emulate", action="store_true",
@@ -145,7 +149,7 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_inspect(commands: argparse._SubParsersAction) -> None:
-    inspect = commands.add_parser("inspect", help="report of any .tflite flatbuffer")
+    inspect = commands.add_parser("inspect", help="report of any .tflite flatbuffer (DECODE-encoded tensors included)")
     inspect.add_argument("file", help=".tflite flatbuffer")
     inspect.add_argument("--json", action="store_true", help="print report.json instead of the table")
     _add_debug(inspect)
@@ -243,6 +247,7 @@ def _convert(args: argparse.Namespace) -> int:
         quantization=args.quant,
         io=args.io,
         compress=args.compress,
+        lean=False if args.no_lean else None,
         verify=not args.no_verify,
         preprocessing=args.preprocessing,
         emulate=args.emulate,

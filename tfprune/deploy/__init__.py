@@ -1,6 +1,7 @@
 """Deployment: Keras model -> flatbuffer -> TFLite Micro / Android, measured on the artifact.
 
-Modules: ``tflite`` (conversion), ``compress`` (TFLite Micro LUT compression),
+Modules: ``tflite`` (conversion), ``compress`` (TFLite Micro DECODE compression: LUT, PRUNE),
+``lean`` (a flatbuffer holding only what TFLite Micro reads),
 ``micro`` (the TFLite Micro interpreter on the host), ``verify``,
 ``flatbuffer`` (reading any .tflite), ``report``, ``c_array`` (C sources),
 ``artifact`` (saving), ``pipeline`` (``export`` itself).

@@ -41,8 +41,9 @@ class Report(dict):
 class Artifact:
     """What :func:`tfprune.export` makes: ``flatbuffer`` (bytes), ``report``, C ``sources``.
 
-    ``reference_flatbuffer`` is the same model without LUT compression (what the
-    stock TFLite interpreter can load), or None when nothing was compressed.
+    ``reference_flatbuffer`` is the converter's flatbuffer of the same model
+    when the deployed one differs from it (DECODE compression, lean
+    flatbuffer): what the stock TFLite interpreter can load; else None.
 
     ``save(directory)`` writes ``model.tflite``, the C sources (for ``cortex-m``)
     and ``report.json`` into ``directory``, all or nothing.

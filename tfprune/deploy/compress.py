@@ -1,32 +1,49 @@
-"""TFLite Micro LUT weight compression for int8 flatbuffers.
+"""TFLite Micro DECODE compression of int8 flatbuffers: LUT and PRUNE, chosen per tensor.
 
-A binary, ternary or clustered network quantized to int8 still stores one byte
-per weight, although each output channel holds only a few distinct values.
-TFLite Micro's LUT compression stores such a filter as 1-7 bit indices plus a
-small value table per channel, and a DECODE operator (custom op
-``TFLM_DECODE``) rebuilds the int8 filter in the tensor arena just before the
-operator that reads it. This module finds the filters worth compressing, runs
-TFLM's own compressor (``tflite_micro.compression``) on them, and keeps the
-result only where the file gets smaller.
+A flatbuffer stores one byte per int8 weight whatever the weights are.
+TFLite Micro's DECODE operator (custom op ``TFLM_DECODE``) rebuilds a constant
+tensor in the tensor arena just before the operator that reads it, from a
+compact encoding and an ancillary tensor (a 16-byte DECODE header, then the
+encoding's tables). Two of its decoders pay for pruned and quantized networks:
+
+- **LUT** (decode type 0): a binary, ternary or clustered filter holds only a
+  few distinct values per output channel; it is stored as 1-7 bit indices plus
+  a small value table per channel.
+- **PRUNE** (decode type 2): an unstructured-sparse tensor is stored as a
+  bitmask (one bit per element, most significant bit first, set = a stored
+  value) plus the kept values in order; the decoder writes the zero point
+  elsewhere (per channel for int8, on axis 0 or the last axis). For int8
+  weights that is 1/8 + (1 - sparsity) bytes a weight: 0.625 at 50%, 0.375 at
+  75%, 0.225 at 90% sparsity, plus 16 bytes a tensor. TFLite Micro's Python
+  compressor has only a stub for it (``compression/pruning.py``); this module
+  writes the format ``kernels/decode_state_prune.cc`` reads.
+
+``compress_weights`` picks per tensor the smallest of plain, LUT and PRUNE,
+counting the DECODE header, the buffers' 16-byte alignment and the graph
+structure each DECODE adds (:data:`DECODE_TENSOR_OVERHEAD`), and keeps the
+result only if the whole file shrinks. The encoded tensors go through TFLM's
+own DECODE insertion and aligner (``tflite_micro.compression``).
 
 The trade-off (see DESIGN.md section 4): flash shrinks, but every inference
-decodes the filters into the arena (more RAM and time), the firmware needs a
+decodes the tensors into the arena (more RAM and time), the firmware needs a
 TFLM build with DECODE, and the stock TFLite interpreter cannot load the file.
 
-What TFLM's DECODE supports, checked against ``DecodeStateLut`` in the pinned
-``tflite-micro`` build:
+What TFLM's decoders support, checked against ``DecodeStateLut`` and
+``DecodeStatePrune`` in the pinned ``tflite-micro`` build:
 
-- index widths 1 to 7 bits (fast int8 paths for 2, 3 and 4 bits, a generic
+- LUT index widths 1 to 7 bits (fast int8 paths for 2, 3 and 4 bits, a generic
   path for the others), so 2 values take 1 bit, 3-4 take 2, 5-8 take 3,
   9-16 take 4, up to 128 values in 7 bits;
-- the decoder takes its channel count from the tensor's *quantization*, not
-  from the compression spec: a per-channel quantized tensor must use one
-  value table per channel along its quantized dimension (axis 0 or the last
-  axis), and a per-tensor quantized one a single table. The compressor accepts
-  a mismatch and the decoded weights come out wrong, so this module always
-  derives the table layout from the quantization. With TF 2.15's default
-  per-tensor quantization of Dense kernels, a Dense layer is therefore a
-  candidate only when its whole kernel has few distinct values.
+- both decoders take the channel count from the tensor's *quantization*, not
+  from the encoding: a per-channel quantized tensor must be quantized on axis
+  0 or the last axis, and a single-scale one on axis 0 (else Setup fails). The
+  LUT compressor accepts a mismatching table layout and the decoded weights
+  come out wrong, so this module always derives the layout from the
+  quantization. With TF 2.15's default per-tensor quantization of Dense
+  kernels, a Dense layer is a LUT candidate only when its whole kernel has few
+  distinct values;
+- PRUNE decodes int8 (per-channel zero points), int16, int32, int64 and
+  float32 tensors; any zero point but int8's must be 0.
 
 Example (a one-operator model built in memory; a real one comes from
 ``tf.lite.TFLiteConverter``):
@@ -52,6 +69,14 @@ Example (a one-operator model built in memory; a real one comes from
     >>> result = lut_compress(model)
     >>> result.applied, result.tensors[0].bytes_before, result.tensors[0].bytes_after
     (True, 4096, 656)
+    >>> ramp = np.arange(64 * 64).reshape(64, 64) % 251 - 125  # many values, 3 in 4 zero
+    >>> weights.array = np.where(ramp % 4 == 0, ramp, 0).astype(np.int8)
+    >>> model = bytes(me.Model(subgraphs=[graph]).build())
+    >>> result = compress_weights(model)
+    >>> [(t.encoding, t.density, t.bytes_before, t.bytes_after) for t in result.tensors]
+    [('prune', 0.24707, 4096, 1540)]
+    >>> result.bytes_before, result.bytes_after
+    (5344, 2960)
 """
 
 from __future__ import annotations
@@ -63,25 +88,40 @@ from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
-from tfprune.deploy.flatbuffer import DECODE_HEADER_BYTES, check_flatbuffer, constant_bytes
+from tfprune.deploy.flatbuffer import (
+    DECODE_HEADER_BYTES,
+    PRUNE_DECODE_TYPE,
+    check_flatbuffer,
+    constant_bytes,
+)
+from tfprune.deploy.lean import align_flatbuffer
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from tflite_micro.tensorflow.lite.micro.compression import model_editor
 
 __all__ = [
+    "DECODE_TENSOR_OVERHEAD",
+    "ENCODINGS",
     "LUT_OPERATORS",
     "MAX_INDEX_BITS",
     "MAX_VALUES",
+    "MODES",
+    "PRUNE_INPUTS",
     "CompressedTensor",
     "CompressionResult",
     "LutCandidate",
+    "PruneCandidate",
     "SkippedTensor",
+    "compress_weights",
     "find_lut_candidates",
+    "find_prune_candidates",
     "index_bits",
     "lut_compress",
+    "prune_bytes",
+    "prune_encode",
 ]
 
-# Operators whose filter input (position 1) is compressed. The portable TFLM
+# Operators whose filter input (position 1) is LUT-compressed. The portable TFLM
 # kernels of these read the filter only in Eval, so a decoded (arena) filter is
 # fine; shape/parameter inputs that must stay constant are never filters.
 LUT_OPERATORS: dict[str, int] = {
@@ -90,11 +130,35 @@ LUT_OPERATORS: dict[str, int] = {
     "FULLY_CONNECTED": 1,
 }
 
+#: Inputs PRUNE may encode: the filters (forced by ``mode="prune"``) and the
+#: biases (only where it pays). Other operators are left alone: some TFLM
+#: kernels (LSTM, SVDF) read their weights in Prepare, before DECODE has run.
+PRUNE_INPUTS: dict[str, tuple[int, ...]] = {
+    "CONV_2D": (1, 2),
+    "DEPTHWISE_CONV_2D": (1, 2),
+    "FULLY_CONNECTED": (1, 2),
+}
+
 # DecodeStateLut::kMaxBitWidth and LutAncillaryData.MAX_BITWIDTH in tflite-micro.
 MAX_INDEX_BITS = 7
 MAX_VALUES = 1 << MAX_INDEX_BITS
+ENCODINGS = ("lut", "prune")
+MODES = ("auto", "lut", "prune", "off")
+
+#: Bytes one DECODE-encoded tensor adds to the file besides its encoded data
+#: and ancillary data: the DECODE operator, the ancillary tensor and its
+#: buffer (length prefix, 16-byte alignment), the decoded output tensor (shape
+#: and quantization copied). Measured on the pinned compressor and aligner
+#: over the filters and biases of ResNet-8 and DS-CNN without tensor names:
+#: 128-188 B. A tensor name is written twice more (``_ancillary``,
+#: ``_decoded``): 2 x name + 50 B on top, measured 259-606 B with names.
+DECODE_TENSOR_OVERHEAD = 190
+
 _DECODE_OP = "TFLM_DECODE"
-_MODES = ("auto", "lut", "off")
+_LUT_MODES = ("auto", "lut", "off")
+# DecodeStatePrune decodes these output types (Decode's switch); bool has no zero point to skip.
+_PRUNE_DTYPES = ("int8", "int16", "int32", "int64", "float32")
+_PRUNE_VERSION = 1  # DecodeStatePrune::kDcmVersionOffset (byte 4) must hold 1
 
 Flatbuffer = Union[bytes, bytearray, memoryview]
 
@@ -127,6 +191,8 @@ class LutCandidate:
     bytes_before: int
     bytes_after: int
 
+    encoding = "lut"
+
     @property
     def ratio(self) -> float:
         """Bytes before divided by bytes after (above 1 means smaller)."""
@@ -134,8 +200,52 @@ class LutCandidate:
 
 
 @dataclass(frozen=True)
+class PruneCandidate:
+    """A constant tensor that PRUNE can store as a bitmask plus its ``kept`` values.
+
+    ``axis`` is the channel axis the decoder walks (the quantized dimension of
+    a per-channel tensor) or None for a single-scale one. ``bytes_after`` is the
+    exact size written: the bitmask (one bit an element) plus the 16-byte
+    DECODE header and the kept values.
+
+    Example:
+        >>> c = PruneCandidate(subgraph=0, index=5, name="conv", operator="CONV_2D",
+        ...                    shape=(32, 3, 3, 32), axis=0, kept=922, elements=9216,
+        ...                    bytes_before=9216, bytes_after=2090)
+        >>> round(c.density, 3), round(c.ratio, 2)
+        (0.1, 4.41)
+    """
+
+    subgraph: int
+    index: int
+    name: str
+    operator: str
+    shape: tuple[int, ...]
+    axis: Optional[int]
+    kept: int
+    elements: int
+    bytes_before: int
+    bytes_after: int
+
+    encoding = "prune"
+
+    @property
+    def density(self) -> float:
+        """Share of elements stored (not equal to the zero point)."""
+        return self.kept / self.elements if self.elements else 0.0
+
+    @property
+    def ratio(self) -> float:
+        """Bytes before divided by bytes after (above 1 means smaller)."""
+        return self.bytes_before / self.bytes_after
+
+
+Candidate = Union[LutCandidate, PruneCandidate]
+
+
+@dataclass(frozen=True)
 class SkippedTensor:
-    """A tensor with few enough values that was left uncompressed, and why.
+    """A tensor that an encoding could have stored but that was left as it is, and why.
 
     Example:
         >>> SkippedTensor(0, 7, "dw", "quantized on axis 1; DECODE supports axis 0 "
@@ -151,46 +261,56 @@ class SkippedTensor:
 
 @dataclass(frozen=True)
 class CompressedTensor:
-    """One filter as stored in the compressed flatbuffer.
+    """One tensor as stored in the compressed flatbuffer.
 
-    ``bytes_after`` counts the packed indices and the ancillary tensor (DECODE
-    header plus value tables), measured in the output model.
+    ``encoding`` is ``"lut"`` (``bits`` per index, ``values_per_channel``) or
+    ``"prune"`` (``density``: share of elements stored; ``bits`` and
+    ``values_per_channel`` are None). ``bytes_after`` counts the encoded data
+    and the ancillary tensor (DECODE header plus tables), measured in the
+    output model.
 
     Example:
         >>> t = CompressedTensor(name="conv", index=5, bits=1, values_per_channel=2,
         ...                      bytes_before=9216, bytes_after=1232)
-        >>> round(t.ratio, 2)
-        7.48
+        >>> round(t.ratio, 2), t.bytes_saved, t.encoding
+        (7.48, 7984, 'lut')
     """
 
     name: str
     index: int
-    bits: int
-    values_per_channel: int
+    bits: Optional[int]
+    values_per_channel: Optional[int]
     bytes_before: int
     bytes_after: int
     subgraph: int = 0
     axis: Optional[int] = None
+    encoding: str = "lut"
+    density: Optional[float] = None
 
     @property
     def ratio(self) -> float:
         """Bytes before divided by bytes after (above 1 means smaller)."""
         return self.bytes_before / self.bytes_after
 
+    @property
+    def bytes_saved(self) -> int:
+        """Bytes of tensor data the encoding saves (negative when it grew)."""
+        return self.bytes_before - self.bytes_after
+
 
 @dataclass(frozen=True)
 class CompressionResult:
-    """The flatbuffer to deploy and what LUT compression did to it.
+    """The flatbuffer to deploy and what DECODE compression did to it.
 
     ``bytes_before``/``bytes_after`` are file sizes; ``constant_bytes_*`` sum
-    every constant buffer (filters, biases, value tables, indices), the weight
-    payload a device stores. ``note`` says why nothing was applied.
+    every constant buffer (filters, biases, value tables, indices, bitmasks),
+    the weight payload a device stores. ``note`` says why nothing was applied.
 
     Example:
         >>> r = CompressionResult(flatbuffer=b"...", tensors=(), bytes_before=3,
         ...                       bytes_after=3, note="mode 'off'")
-        >>> r.applied, r.needs_decode
-        (False, False)
+        >>> r.applied, r.needs_decode, r.encodings
+        (False, False, ())
     """
 
     flatbuffer: bytes
@@ -213,19 +333,31 @@ class CompressionResult:
         """True when the flatbuffer holds DECODE operators (TFLM with DECODE only)."""
         return bool(self.tensors)
 
+    @property
+    def encodings(self) -> tuple[str, ...]:
+        """The encodings used, in ``ENCODINGS`` order."""
+        used = {t.encoding for t in self.tensors}
+        return tuple(e for e in ENCODINGS if e in used)
+
     def summary(self) -> str:
         """One line for logs and reports.
 
         Example:
             >>> CompressionResult(b"", (), 10, 10, note="no candidates").summary()
-            'LUT compression not applied: no candidates'
+            'DECODE compression not applied: no candidates'
         """
         if not self.tensors:
-            return f"LUT compression not applied: {self.note or 'nothing compressed'}"
-        bits = sorted({t.bits for t in self.tensors})
+            return f"DECODE compression not applied: {self.note or 'nothing compressed'}"
+        parts = []
+        lut = [t for t in self.tensors if t.encoding == "lut"]
+        prune = [t for t in self.tensors if t.encoding == "prune"]
+        if lut:
+            parts.append(f"{len(lut)} LUT tensor(s) at {sorted({t.bits for t in lut})} bit(s)")
+        if prune:
+            low, high = min(t.density for t in prune), max(t.density for t in prune)
+            parts.append(f"{len(prune)} PRUNE tensor(s) at density {low:.0%}-{high:.0%}")
         return (
-            f"LUT compression: {len(self.tensors)} tensor(s) at {bits} bit(s), "
-            f"file {self.bytes_before} -> {self.bytes_after} B, "
+            f"DECODE compression: {', '.join(parts)}, file {self.bytes_before} -> {self.bytes_after} B, "
             f"constants {self.constant_bytes_before} -> {self.constant_bytes_after} B"
             + (f", {len(self.skipped)} skipped" if self.skipped else "")
         )
@@ -241,6 +373,60 @@ def index_bits(values: int) -> int:
     if not 1 <= values <= MAX_VALUES:
         raise ValueError(f"values must be 1..{MAX_VALUES} for LUT compression, got {values}")
     return max(1, (values - 1).bit_length())
+
+
+def prune_bytes(elements: int, kept: int, itemsize: int = 1) -> int:
+    """Bytes PRUNE stores for a tensor: bitmask, 16-byte DECODE header, kept values.
+
+    Example (int8 weights at 50, 75 and 90% sparsity, per weight):
+        >>> [prune_bytes(8000, k) / 8000 for k in (4000, 2000, 800)]
+        [0.627, 0.377, 0.227]
+    """
+    return math.ceil(elements / 8) + DECODE_HEADER_BYTES + kept * itemsize
+
+
+def prune_encode(
+    values: np.ndarray, zero_points: Union[int, np.ndarray] = 0, axis: Optional[int] = None
+) -> tuple[bytes, bytes]:
+    """PRUNE-encode ``values``: (bitmask, ancillary data) as TFLite Micro's DECODE reads them.
+
+    An element is pruned when it equals its zero point: ``zero_points[c]`` of
+    its channel ``c`` along ``axis`` (int8 per-channel quantization), else the
+    single zero point. The bitmask has one bit per element in row-major order,
+    most significant bit first, set for a stored value; the ancillary data is
+    the 16-byte DECODE header (type 2, version 1, PRUNE version 1) followed by
+    the stored values in the same order, in the tensor's own type. Float
+    elements are compared bitwise, so -0.0 is stored (the decoder writes +0.0).
+
+    Example:
+        >>> mask, ancillary = prune_encode(np.array([[0, 5, 0, 7], [3, 0, 0, 0]], np.int8))
+        >>> mask.hex(), ancillary[:6].hex(), ancillary[16:].hex()
+        ('58', '020100000100', '050703')
+        >>> mask, ancillary = prune_encode(np.array([[1, 5], [2, 2]], np.int8),
+        ...                                zero_points=np.array([1, 2]), axis=0)
+        >>> mask.hex(), ancillary[16:].hex()
+        ('40', '05')
+    """
+    array = np.ascontiguousarray(values)
+    zero = np.asarray(zero_points).astype(array.dtype)
+    if zero.size > 1:
+        if axis is None or array.shape[axis] != zero.size:
+            raise ValueError(f"{zero.size} zero points do not match the tensor's shape "
+                             f"{array.shape} on axis {axis}")
+        zero = zero.reshape([-1 if d == axis else 1 for d in range(array.ndim)])
+    elif zero.size == 1:
+        zero = zero.reshape(())
+    if array.dtype.kind == "f":
+        # bitwise: -0.0 and NaN payloads are values to keep
+        width = np.dtype(f"u{array.dtype.itemsize}")
+        keep = array.view(width) != np.broadcast_to(zero, array.shape).astype(array.dtype).view(width)
+    else:
+        keep = array != zero
+    keep = keep.reshape(-1)
+    header = bytearray(DECODE_HEADER_BYTES)
+    header[0], header[1], header[4] = PRUNE_DECODE_TYPE, 1, _PRUNE_VERSION
+    stored = array.reshape(-1)[keep].astype(array.dtype.newbyteorder("<"))
+    return np.packbits(keep).tobytes(), bytes(header) + stored.tobytes()
 
 
 def find_lut_candidates(flatbuffer: Flatbuffer, max_values: int = 16) -> list[LutCandidate]:
@@ -265,8 +451,64 @@ def find_lut_candidates(flatbuffer: Flatbuffer, max_values: int = 16) -> list[Lu
         ValueError: not a TFLite flatbuffer: ...
     """
     model = _read_model(flatbuffer)
-    candidates, _ = _scan(model, _check_max_values(max_values))
-    return candidates
+    candidates, skipped = _scan_lut(model, _check_max_values(max_values))
+    return _drop_shared_buffers(model, candidates, skipped)[0]
+
+
+def find_prune_candidates(flatbuffer: Flatbuffer) -> list[PruneCandidate]:
+    """Constant filters and biases TFLite Micro's PRUNE decoder can rebuild, with their sizes.
+
+    Every such tensor is listed, sparse or not (``density`` and ``bytes_after``
+    say whether PRUNE pays); tensors the decoder cannot handle or that must
+    stay constant are left out (``compress_weights(..., mode="prune").skipped``
+    says why).
+
+    Example:
+        >>> model = open("build/model.tflite", "rb").read()  # doctest: +SKIP
+        >>> [(c.operator, round(c.density, 2)) for c in find_prune_candidates(model)]  # doctest: +SKIP
+        [('CONV_2D', 0.1), ('CONV_2D', 1.0), ('FULLY_CONNECTED', 0.1), ('FULLY_CONNECTED', 1.0)]
+    """
+    model = _read_model(flatbuffer)
+    candidates, skipped = _scan_prune(model)
+    return _drop_shared_buffers(model, candidates, skipped)[0]
+
+
+def compress_weights(
+    flatbuffer: Flatbuffer,
+    mode: str = "auto",
+    max_values: int = 16,
+    encodings: tuple[str, ...] = ENCODINGS,
+) -> CompressionResult:
+    """Store constant tensors with TFLite Micro's DECODE: LUT, PRUNE, or the smaller per tensor.
+
+    Modes: ``"auto"`` stores each filter (and bias) in the smallest of plain,
+    LUT and PRUNE, counting the DECODE header, alignment and the graph
+    structure a DECODE adds, and keeps the result only if the whole file is
+    smaller, else returns the input unchanged; ``"lut"`` LUT-compresses every
+    LUT candidate and ``"prune"`` PRUNE-encodes every filter, even where the
+    file grows (ValueError if there is nothing to encode); ``"off"`` returns
+    the input unchanged. ``encodings`` restricts ``"auto"`` (e.g. ``("lut",)``
+    to see what the file would be without PRUNE). The output runs only on a
+    TFLM build with DECODE.
+
+    Example (see the module docstring for one that runs end to end):
+        >>> result = compress_weights(open("build/model.tflite", "rb").read())  # doctest: +SKIP
+        >>> result.summary()  # doctest: +SKIP
+        'DECODE compression: 9 PRUNE tensor(s) at density 10%-10%, file 98496 -> 41280 B, ...'
+        >>> compress_weights(b"", mode="zip")
+        Traceback (most recent call last):
+        ...
+        ValueError: mode must be one of 'auto', 'lut', 'prune', 'off'; got 'zip'
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
+    unknown = [e for e in encodings if e not in ENCODINGS] if isinstance(encodings, (tuple, list)) else [encodings]
+    if unknown or not encodings:
+        raise ValueError(f"encodings must be a non-empty tuple of {', '.join(map(repr, ENCODINGS))}; "
+                         f"got {encodings!r}")
+    if mode in ENCODINGS:
+        encodings = (mode,)
+    return _compress(flatbuffer, mode, _check_max_values(max_values), tuple(encodings))
 
 
 def lut_compress(
@@ -279,6 +521,7 @@ def lut_compress(
     ``"lut"`` compresses every candidate and returns the result even if it is
     not smaller (ValueError if there is nothing to compress); ``"off"`` returns
     the input unchanged. The output runs only on a TFLM build with DECODE.
+    :func:`compress_weights` also weighs PRUNE.
 
     Example (the module docstring has one that compresses):
         >>> from tfprune.datasets import mlperf_path
@@ -294,36 +537,46 @@ def lut_compress(
         ...
         ValueError: mode must be one of 'auto', 'lut', 'off'; got 'zip'
     """
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, _MODES))}; got {mode!r}")
-    max_values = _check_max_values(max_values)
+    if mode not in _LUT_MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, _LUT_MODES))}; got {mode!r}")
+    return _compress(flatbuffer, mode, _check_max_values(max_values), ("lut",))
+
+
+# ---------------------------------------------------------------- internals
+
+
+def _compress(flatbuffer: Flatbuffer, mode: str, max_values: int, encodings: tuple[str, ...]) -> CompressionResult:
     data = check_flatbuffer(flatbuffer)
     model = _read_model(data)
-    unchanged = _unchanged_result(data, model, mode)
+    unchanged = _unchanged_result(data, mode)
     if mode == "off":
         return unchanged(note="mode 'off'")
 
-    candidates, skipped = _scan(model, max_values)
+    lut, lut_skipped = _scan_lut(model, max_values) if "lut" in encodings else ([], [])
+    prune, prune_skipped = _scan_prune(model) if "prune" in encodings else ([], [])
+    skipped = lut_skipped + prune_skipped
     if mode == "auto":
-        candidates, growing = _split_shrinking(candidates)
-        skipped = skipped + growing
-    if not candidates:
-        note = _no_candidates_note(max_values, skipped)
-        if mode == "lut":
-            raise ValueError(f"mode 'lut' has nothing to compress: {note}")
+        chosen, losing = _choose(lut + prune)
+        skipped += losing
+    elif mode == "lut":
+        chosen = lut
+    else:
+        chosen = [c for c in prune if c.operator in LUT_OPERATORS and _position(model, c) == 1]
+    chosen, skipped = _drop_shared_buffers(model, chosen, skipped)
+    if not chosen:
+        note = _no_candidates_note(encodings, max_values, skipped)
+        if mode != "auto":
+            raise ValueError(f"mode {mode!r} has nothing to compress: {note}")
         return unchanged(note=note, skipped=tuple(skipped))
 
-    compressed = _run_compressor(data, candidates)
-    result = _describe(data, model, compressed, candidates, skipped, mode)
+    compressed = _encode(data, chosen)
+    result = _describe(data, compressed, chosen, skipped, mode)
     if mode == "auto" and not result.applied:
         return unchanged(
             note=f"compressed file not smaller ({len(data)} -> {len(compressed)} B)",
             skipped=result.skipped,
         )
     return result
-
-
-# ---------------------------------------------------------------- internals
 
 
 def _read_model(flatbuffer: object) -> "model_editor.Model":
@@ -354,7 +607,7 @@ def _check_max_values(max_values: object) -> int:
     return int(max_values)
 
 
-def _unchanged_result(data: bytes, model: "model_editor.Model", mode: str):
+def _unchanged_result(data: bytes, mode: str):
     payload = constant_bytes(data)
 
     def make(note: str, skipped: tuple[SkippedTensor, ...] = ()) -> CompressionResult:
@@ -367,18 +620,29 @@ def _unchanged_result(data: bytes, model: "model_editor.Model", mode: str):
     return make
 
 
-def _filters(subgraph: "model_editor.Subgraph"):
-    """Yield (operator name, tensor) once per distinct filter tensor."""
+def _operands(subgraph: "model_editor.Subgraph", positions: dict[str, tuple[int, ...]]):
+    """Yield (operator name, tensor) once per distinct constant tensor read at ``positions``."""
     seen: set[int] = set()
     for op in subgraph.operators:
-        position = LUT_OPERATORS.get(op.opcode_name)
-        if position is None or len(op.inputs) <= position:
-            continue
-        tensor = op.inputs[position]
-        if tensor is None or id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        yield op.opcode_name, tensor
+        for position in positions.get(op.opcode_name, ()):
+            if len(op.inputs) <= position:
+                continue
+            tensor = op.inputs[position]
+            if tensor is None or id(tensor) in seen or tensor.buffer is None or not tensor.buffer.data:
+                continue
+            seen.add(id(tensor))
+            yield op.opcode_name, tensor
+
+
+def _position(model: "model_editor.Model", candidate: Candidate) -> int:
+    """The input position at which the first reader of ``candidate`` takes it."""
+    subgraph = model.subgraphs[candidate.subgraph]
+    tensor = subgraph.tensors[candidate.index]
+    for op in subgraph.operators:
+        for position, operand in enumerate(op.inputs):
+            if operand is tensor:
+                return position
+    return -1
 
 
 def _table_axis(tensor: "model_editor.Tensor") -> tuple[Optional[int], str]:
@@ -391,11 +655,19 @@ def _table_axis(tensor: "model_editor.Tensor") -> tuple[Optional[int], str]:
     quant = tensor.quantization
     if quant is None or not quant.scales:
         return None, "has no quantization parameters"
+    return _quantized_axis(tensor)
+
+
+def _quantized_axis(tensor: "model_editor.Tensor") -> tuple[Optional[int], str]:
+    """(channel axis DecodeState::Setup derives from the quantization, reason it fails or '')."""
+    quant = tensor.quantization
+    if quant is None or not quant.scales:
+        return None, ""
     rank, scales = len(tensor.shape), len(quant.scales)
     axis = quant.axis
     in_range = axis if axis is not None and 0 <= axis < rank else None
     if scales == 1:
-        # DecodeStateLut::Setup errors on a single-scale tensor on a nonzero axis.
+        # DecodeStateLut/Prune::Setup error on a single-scale tensor on a nonzero axis.
         if axis not in (None, 0):
             return None, f"single-scale quantization on axis {axis}, which DECODE rejects"
         return None, ""
@@ -420,11 +692,11 @@ def _lut_bytes(elements: int, tables: int, stride: int, bits: int) -> int:
     return math.ceil(elements * bits / 8) + DECODE_HEADER_BYTES + tables * stride
 
 
-def _candidate(
+def _lut_candidate(
     subgraph: int, operator: str, tensor: "model_editor.Tensor", max_values: int
 ) -> tuple[Optional[LutCandidate], str]:
     """The candidate for one filter, or (None, reason); reason '' = not low-cardinality."""
-    if tensor.buffer is None or not tensor.buffer.data or tensor.numpy_dtype != np.int8:
+    if tensor.numpy_dtype != np.int8:
         return None, ""
     axis, problem = _table_axis(tensor)
     array = tensor.array
@@ -443,6 +715,47 @@ def _candidate(
     ), ""
 
 
+def _zero_points(tensor: "model_editor.Tensor") -> tuple[np.ndarray, Optional[int], str]:
+    """(zero points PRUNE writes, their axis or None, reason the decoder cannot or '')."""
+    axis, problem = _quantized_axis(tensor)
+    quant = tensor.quantization
+    zeros = np.zeros(1, np.int64)
+    if quant is not None and quant.scales:
+        zeros = np.atleast_1d(np.asarray(quant.zero_points, dtype=np.int64))
+    if problem:
+        return zeros, axis, problem
+    if tensor.numpy_dtype != np.int8:
+        # DecodeStatePrune::Setup: "zero-point is not 0" for every type but int8
+        if np.any(zeros != 0):
+            return zeros, axis, f"{tensor.numpy_dtype} tensor with a nonzero zero point, which PRUNE rejects"
+        return np.zeros(1, np.int64), None, ""
+    if zeros.size > 1 and axis is not None and zeros.size != tensor.shape[axis]:
+        return zeros, axis, f"has {zeros.size} zero points for {tensor.shape[axis]} channels"
+    if zeros.size == 1 or np.all(zeros == zeros[0]):
+        return zeros[:1], None, ""
+    return zeros, axis, ""
+
+
+def _prune_candidate(
+    subgraph: int, operator: str, tensor: "model_editor.Tensor"
+) -> tuple[Optional[PruneCandidate], str]:
+    dtype = np.dtype(tensor.numpy_dtype)
+    if dtype.name not in _PRUNE_DTYPES:
+        return None, ""
+    zeros, axis, problem = _zero_points(tensor)
+    if problem:
+        return None, problem
+    array = tensor.array
+    encoded, ancillary = prune_encode(array, zeros, axis)
+    kept = (len(ancillary) - DECODE_HEADER_BYTES) // dtype.itemsize
+    return PruneCandidate(
+        subgraph=subgraph, index=tensor.index, name=tensor.name or f"tensor {tensor.index}",
+        operator=operator, shape=tuple(tensor.shape), axis=_quantized_axis(tensor)[0], kept=kept,
+        elements=array.size,
+        bytes_before=len(tensor.buffer.data), bytes_after=len(encoded) + len(ancillary),
+    ), ""
+
+
 def _blocker(subgraph: "model_editor.Subgraph", tensor: "model_editor.Tensor") -> str:
     """Why TFLM's compressor would refuse this tensor, or ''."""
     from tflite_micro.tensorflow.lite.micro.compression import constant_inputs
@@ -454,28 +767,76 @@ def _blocker(subgraph: "model_editor.Subgraph", tensor: "model_editor.Tensor") -
     uses = constant_inputs.find_uses(subgraph, tensor)
     if uses:
         return "must stay constant: " + "; ".join(use.describe() for use in uses)
+    if any(op.custom_code == _DECODE_OP for op in subgraph.consumers_of(tensor)):
+        return "is already DECODE-encoded"
     return ""
 
 
-def _scan(
+def _scan_lut(
     model: "model_editor.Model", max_values: int
 ) -> tuple[list[LutCandidate], list[SkippedTensor]]:
     candidates: list[LutCandidate] = []
     skipped: list[SkippedTensor] = []
     for s, subgraph in enumerate(model.subgraphs):
-        for operator, tensor in _filters(subgraph):
-            candidate, reason = _candidate(s, operator, tensor, max_values)
+        for operator, tensor in _operands(subgraph, {op: (p,) for op, p in LUT_OPERATORS.items()}):
+            candidate, reason = _lut_candidate(s, operator, tensor, max_values)
             reason = reason or (_blocker(subgraph, tensor) if candidate else "")
             if reason:
                 skipped.append(SkippedTensor(s, tensor.index, tensor.name or "", reason))
             elif candidate is not None:
                 candidates.append(candidate)
-    return _drop_shared_buffers(model, candidates, skipped)
+    return candidates, skipped
+
+
+def _scan_prune(model: "model_editor.Model") -> tuple[list[PruneCandidate], list[SkippedTensor]]:
+    candidates: list[PruneCandidate] = []
+    skipped: list[SkippedTensor] = []
+    for s, subgraph in enumerate(model.subgraphs):
+        for operator, tensor in _operands(subgraph, PRUNE_INPUTS):
+            if _blocker(subgraph, tensor):
+                continue  # the LUT scan names filters that must stay constant; biases need no word
+            candidate, reason = _prune_candidate(s, operator, tensor)
+            if reason:
+                skipped.append(SkippedTensor(s, tensor.index, tensor.name or "", f"PRUNE: {reason}"))
+            elif candidate is not None:
+                candidates.append(candidate)
+    return candidates, skipped
+
+
+def _overhead(candidate: Candidate) -> int:
+    # A name is written again twice, with "_ancillary" and "_decoded" (decode_insert.py).
+    named = candidate.name and candidate.name != f"tensor {candidate.index}"
+    return DECODE_TENSOR_OVERHEAD + (2 * len(candidate.name) + 50 if named else 0)
+
+
+def _choose(candidates: list[Candidate]) -> tuple[list[Candidate], list[SkippedTensor]]:
+    """Per tensor the encoding with the smallest estimated file cost, if it beats plain."""
+    by_tensor: dict[tuple[int, int], list[Candidate]] = {}
+    for c in candidates:
+        by_tensor.setdefault((c.subgraph, c.index), []).append(c)
+    chosen, losing = [], []
+    for options in by_tensor.values():
+        best = min(options, key=lambda c: c.bytes_after + _overhead(c))
+        if best.bytes_after + _overhead(best) < best.bytes_before:
+            chosen.append(best)
+            continue
+        for c in options:
+            if c.encoding == "lut" or c.density <= 7 / 8:  # a tensor with zeros to spare: say why not
+                losing.append(SkippedTensor(c.subgraph, c.index, c.name, _loses(c)))
+    return chosen, losing
+
+
+def _loses(c: Candidate) -> str:
+    what = (f"{c.values_per_channel} values per {'tensor' if c.axis is None else 'channel'}"
+            if c.encoding == "lut" else f"density {c.density:.0%}")
+    extra = f" plus about {_overhead(c)} B of DECODE structure" if c.bytes_after < c.bytes_before else ""
+    return (f"{c.encoding.upper()} would not shrink it ({c.bytes_before} -> {c.bytes_after} B{extra} "
+            f"with {what})")
 
 
 def _drop_shared_buffers(
-    model: "model_editor.Model", candidates: list[LutCandidate], skipped: list[SkippedTensor]
-) -> tuple[list[LutCandidate], list[SkippedTensor]]:
+    model: "model_editor.Model", candidates: list, skipped: list[SkippedTensor]
+) -> tuple[list, list[SkippedTensor]]:
     """Skip candidates whose buffer an uncompressed tensor also reads.
 
     That tensor keeps the int8 data in the file, so compressing the alias only
@@ -489,7 +850,7 @@ def _drop_shared_buffers(
         if tensor.buffer is not None:
             aliases.setdefault(id(tensor.buffer), []).append(tensor)
 
-    def tensor_of(c: LutCandidate):
+    def tensor_of(c: Candidate):
         return model.subgraphs[c.subgraph].tensors[c.index]
 
     while True:
@@ -511,61 +872,83 @@ def _drop_shared_buffers(
         skipped = skipped + blocked
 
 
-def _split_shrinking(
-    candidates: list[LutCandidate],
-) -> tuple[list[LutCandidate], list[SkippedTensor]]:
-    keep = [c for c in candidates if c.bytes_after < c.bytes_before]
-    grow = [
-        SkippedTensor(
-            c.subgraph, c.index, c.name,
-            f"LUT would not shrink it ({c.bytes_before} -> {c.bytes_after} B with "
-            f"{c.values_per_channel} values per "
-            f"{'tensor' if c.axis is None else 'channel'})",
-        )
-        for c in candidates if c.bytes_after >= c.bytes_before
-    ]
-    return keep, grow
-
-
-def _no_candidates_note(max_values: int, skipped: list[SkippedTensor]) -> str:
-    note = (
-        f"no int8 {'/'.join(LUT_OPERATORS)} filter has <= {max_values} distinct values "
-        "per value table that TFLM can compress"
-    )
+def _no_candidates_note(encodings: tuple[str, ...], max_values: int, skipped: list[SkippedTensor]) -> str:
+    wanted = []
+    if "lut" in encodings:
+        wanted.append(f"no int8 {'/'.join(LUT_OPERATORS)} filter has <= {max_values} distinct values "
+                      "per value table that TFLM can compress")
+    if "prune" in encodings:
+        wanted.append("no filter or bias is sparse enough for PRUNE to pay")
+    note = "; ".join(wanted)
     if skipped:
         note += f" ({len(skipped)} skipped: " + "; ".join(
             f"{s.name}: {s.reason}" for s in skipped[:3]) + ")"
     return note
 
 
-def _run_compressor(data: bytes, candidates: list[LutCandidate]) -> bytes:
-    from tflite_micro import compression
-    from tflite_micro.tensorflow.lite.micro.compression import compressor, spec
+def _encode(data: bytes, chosen: list[Candidate]) -> bytes:
+    """The flatbuffer with ``chosen`` tensors encoded and DECODE operators inserted before their readers."""
+    from tflite_micro.tensorflow.lite.micro.compression import (
+        compressor,
+        decode_insert,
+        lut,
+        model_editor,
+        spec,
+    )
 
-    specs = [
-        spec.Tensor(
-            subgraph=c.subgraph, tensor=c.index,
-            compression=[spec.LookUpTableCompression(
-                index_bitwidth=c.bits,
-                mode=spec.PerTensor() if c.axis is None else spec.PerChannel(axis=c.axis),
-            )],
-        )
-        for c in candidates
-    ]
+    model = model_editor.read(data)
+    results = {}
     try:
-        # Its warnings (expansion, dropped aliases) are what _scan already reports.
+        for c in chosen:
+            tensor = model.subgraphs[c.subgraph].tensors[c.index]
+            if c.encoding == "lut":
+                method = spec.LookUpTableCompression(
+                    index_bitwidth=c.bits,
+                    mode=spec.PerTensor() if c.axis is None else spec.PerChannel(axis=c.axis))
+                results[(c.subgraph, c.index)] = lut.LutCompressor().compress(tensor, method)
+            else:
+                zeros, axis, _ = _zero_points(tensor)
+                encoded, ancillary = prune_encode(tensor.array, zeros, axis)
+                results[(c.subgraph, c.index)] = compressor.CompressionResult(encoded, ancillary)
+        # Its warnings (expansion, dropped aliases) are what the scans already report.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return bytes(compression.compress(data, specs))
+            decode_insert.insert_decode_operators(model, results)
+        return align_flatbuffer(_without_encoded_quantization(bytes(model.build())))
     except compressor.CompressionError as exc:
         raise ValueError(
-            f"TFLM LUT compression failed: {exc}; use mode='off' to export uncompressed"
+            f"TFLM DECODE compression failed: {exc}; use compress='off' to export uncompressed"
         ) from exc
+    except ValueError:
+        raise
     except Exception as exc:
         raise ValueError(
-            f"TFLM LUT compression failed ({type(exc).__name__}: {exc}); "
-            "use mode='off' to export uncompressed"
+            f"TFLM DECODE compression failed ({type(exc).__name__}: {exc}); "
+            "use compress='off' to export uncompressed"
         ) from exc
+
+
+def _without_encoded_quantization(data: bytes) -> bytes:
+    """Drop the quantization parameters the encoded (uint8) DECODE inputs keep.
+
+    TFLM's DECODE insertion copies the original tensor's quantization onto the
+    decoded output but, through ``model_editor``, leaves it on the encoded
+    tensor too: a second copy (12 B a channel) that no kernel reads.
+    """
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    decode = {i for i, code in enumerate(model.operatorCodes or []) if code.customCode == _DECODE_OP.encode()}
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators or []:
+            if op.opcodeIndex in decode:
+                for position, index in enumerate(op.inputs):
+                    if position % 2 == 0 and index >= 0:
+                        subgraph.tensors[index].quantization = None
+    builder = flatbuffers.Builder(len(data))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _decoded_sizes(model: "model_editor.Model") -> dict[tuple[int, int], int]:
@@ -581,21 +964,22 @@ def _decoded_sizes(model: "model_editor.Model") -> dict[tuple[int, int], int]:
 
 
 def _describe(
-    data: bytes, model: "model_editor.Model", compressed: bytes,
-    candidates: list[LutCandidate], skipped: list[SkippedTensor], mode: str,
+    data: bytes, compressed: bytes, chosen: list[Candidate], skipped: list[SkippedTensor], mode: str,
 ) -> CompressionResult:
-    out_model = _read_model(compressed)
-    sizes = _decoded_sizes(out_model)
+    sizes = _decoded_sizes(_read_model(compressed))
     done, dropped = [], []
-    for c in candidates:
+    for c in chosen:
         size = sizes.get((c.subgraph, c.index))
         if size is None:
             dropped.append(SkippedTensor(c.subgraph, c.index, c.name,
                                          "dropped by TFLM's compressor (no DECODE reads it)"))
             continue
+        lut = c.encoding == "lut"
         done.append(CompressedTensor(
-            name=c.name, index=c.index, bits=c.bits, values_per_channel=c.values_per_channel,
+            name=c.name, index=c.index, bits=c.bits if lut else None,
+            values_per_channel=c.values_per_channel if lut else None,
             bytes_before=c.bytes_before, bytes_after=size, subgraph=c.subgraph, axis=c.axis,
+            encoding=c.encoding, density=None if lut else round(c.density, 6),
         ))
     return CompressionResult(
         flatbuffer=compressed, tensors=tuple(done), bytes_before=len(data),

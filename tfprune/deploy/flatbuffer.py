@@ -3,7 +3,7 @@
 ``read_model`` parses the bytes with the pure-Python flatbuffer schema shipped in
 the ``tflite-micro`` package (TensorFlow is never imported), so it reads models
 tfprune did not make too: the converter's int8 and float models, TFLite Micro
-LUT-compressed models (``DECODE`` operators) and Larq Compute Engine models
+DECODE-compressed models (LUT and PRUNE) and Larq Compute Engine models
 (custom ``Lce*`` operators).
 
 What it reports, all read from the flatbuffer itself:
@@ -17,7 +17,9 @@ What it reports, all read from the flatbuffer itself:
   ``LceBconv2d`` (binary MACs, i.e. XNOR-popcount bit operations counted one per
   weight use). Every other operator counts 0 MACs.
 * ``layers``: one row per such operator, with channel counts, weights and the
-  zeros of the real-valued kernel, decoded from the LUT for compressed kernels.
+  zeros of the real-valued kernel, decoded for DECODE-compressed kernels.
+* ``encoded``: one row per tensor a ``DECODE`` operator rebuilds: its encoding
+  (LUT index bits, PRUNE density), the bytes stored and the bytes it saves.
 
 Operators, tensors, MACs and layers describe subgraph 0 (the one an interpreter
 invokes); ``op_names`` and ``weight_bytes`` cover every subgraph, since the op
@@ -45,6 +47,12 @@ __all__ = [
     "OperatorInfo",
     "LayerInfo",
     "ModelInfo",
+    "EncodedTensorInfo",
+    "DECODE_HEADER_BYTES",
+    "LUT_DECODE_TYPE",
+    "PRUNE_DECODE_TYPE",
+    "check_flatbuffer",
+    "constant_bytes",
     "read_model",
     "read_model_file",
     "format_table",
@@ -61,7 +69,10 @@ _LAYER_OPS = {
 
 # TFLite Micro registers DECODE as a custom operator under this code.
 _DECODE_CUSTOM_CODE = "TFLM_DECODE"
-_LUT_DECODE_TYPE = 0
+#: DECODE Common Metadata byte 0: LUT and PRUNE (``DecodeState::kDcmTypeLUT``/``kDcmTypePrune``).
+LUT_DECODE_TYPE = 0
+PRUNE_DECODE_TYPE = 2
+_DECODE_TYPE_NAMES = {LUT_DECODE_TYPE: "lut", 1: "huffman", PRUNE_DECODE_TYPE: "prune"}
 #: The DECODE Common Metadata header that starts each DECODE ancillary tensor (TFLite Micro).
 DECODE_HEADER_BYTES = 16
 _LUT_PER_TENSOR_AXIS = 0xF
@@ -145,8 +156,9 @@ class LayerInfo:
     zeros of the real-valued kernel (entries equal to the zero point), decoded
     from the LUT for a compressed kernel; None when unknown (e.g. LCE binary
     kernels, which have no zeros to skip, or non-constant kernels).
-    ``kernel_bytes`` is what the flatbuffer stores for the kernel: for a LUT
-    kernel, its packed indices plus its ancillary (value table) tensor.
+    ``kernel_bytes`` is what the flatbuffer stores for the kernel: for a
+    DECODE-compressed kernel, its encoded data plus its ancillary tensor;
+    ``encoding`` is then ``"lut"`` or ``"prune"`` (else "").
 
     Example:
         >>> layer = LayerInfo("conv", "CONV_2D", 3, 16, (16, 3, 3, 3), 432, 108, 442368)
@@ -167,6 +179,7 @@ class LayerInfo:
     weight_name: str = ""
     kernel_bytes: int = 0
     compressed: bool = False
+    encoding: str = ""
 
     @property
     def sparsity(self) -> float | None:
@@ -174,6 +187,40 @@ class LayerInfo:
         if self.weight_zeros is None or not self.weight_count:
             return None
         return self.weight_zeros / self.weight_count
+
+
+@dataclass(frozen=True)
+class EncodedTensorInfo:
+    """A tensor of subgraph 0 that a ``DECODE`` operator rebuilds at every inference.
+
+    ``encoding`` is ``"lut"`` (``bits`` per index, ``values_per_channel`` in
+    each value table), ``"prune"`` (``density``: share of elements stored),
+    or ``"huffman"``/``"type N"`` for decoders tfprune does not read.
+    ``stored_bytes`` is the encoded data plus the ancillary tensor,
+    ``decoded_bytes`` what DECODE writes into the arena; ``index`` is the
+    encoded tensor's (the original constant's index, which DECODE insertion keeps).
+
+    Example:
+        >>> t = EncodedTensorInfo("conv", "prune", (16, 3, 3, 3), "int8", 102 + 54, 432, density=0.2)
+        >>> t.bytes_saved
+        276
+    """
+
+    name: str
+    encoding: str
+    shape: tuple[int, ...]
+    dtype: str
+    stored_bytes: int
+    decoded_bytes: int
+    bits: int | None = None
+    values_per_channel: int | None = None
+    density: float | None = None
+    index: int = -1
+
+    @property
+    def bytes_saved(self) -> int:
+        """Decoded bytes minus stored bytes (negative when the encoding costs more)."""
+        return self.decoded_bytes - self.stored_bytes
 
 
 @dataclass(frozen=True)
@@ -198,6 +245,7 @@ class ModelInfo:
     is_compressed: bool
     subgraph_count: int = 1
     description: str = ""
+    encoded: tuple[EncodedTensorInfo, ...] = ()
 
     @property
     def weight_count(self) -> int:
@@ -224,7 +272,7 @@ def read_model(flatbuffer: bytes | bytearray | memoryview) -> ModelInfo:
         ValueError: not a TFLite flatbuffer: file identifier is b'nite', expected b'TFL3'
     """
     data = check_flatbuffer(flatbuffer)
-    model = _parse(data)
+    model = unpack_model(data)
     try:
         return _describe(model, data)
     except (IndexError, KeyError, TypeError, ValueError, OverflowError) as error:
@@ -262,10 +310,10 @@ def constant_bytes(flatbuffer: bytes | bytearray | memoryview) -> int:
     packed indices and value tables; the rest of the file is graph structure.
 
     Example:
-        >>> constant_bytes(b"garbage")
+        >>> constant_bytes(b"garbage!")
         Traceback (most recent call last):
         ...
-        ValueError: not a TFLite flatbuffer: file identifier is b'age', expected b'TFL3'
+        ValueError: not a TFLite flatbuffer: file identifier is b'age!', expected b'TFL3'
     """
     return read_model(flatbuffer).weight_bytes
 
@@ -298,7 +346,7 @@ def format_table(info: ModelInfo) -> str:
     rows = [("layer", "op", "in->out", "weights", "sparsity", "MACs")]
     for layer in info.layers:
         label = _shorten(layer.keras_name or layer.name, 28)
-        op = layer.op + (" (LUT)" if layer.compressed else "")
+        op = layer.op + (f" ({layer.encoding.upper() or 'DECODE'})" if layer.compressed else "")
         rows.append((label, op, f"{layer.input_channels}->{layer.output_channels}",
                      f"{layer.weight_count:,}", _percent(layer.sparsity), f"{layer.macs:,}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -312,8 +360,15 @@ def format_table(info: ModelInfo) -> str:
 
 
 @functools.cache
-def _schema() -> Any:
-    # Imported on first use so that importing this module stays cheap.
+def schema() -> Any:
+    """TFLite's generated flatbuffer schema module (the object API every reader and writer here uses).
+
+    Imported on first use so that importing this module stays cheap.
+
+    Example:
+        >>> schema().BuiltinOperator.CONV_2D
+        3
+    """
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
 
     return schema_py_generated
@@ -321,14 +376,22 @@ def _schema() -> Any:
 
 @functools.cache
 def _enum_names(enum_name: str) -> dict[int, str]:
-    enum = getattr(_schema(), enum_name)
+    enum = getattr(schema(), enum_name)
     return {value: name for name, value in vars(enum).items() if not name.startswith("_")}
 
 
-def _parse(data: bytes) -> Any:
+def unpack_model(data: bytes) -> Any:
+    """The flatbuffer as the schema's mutable ``ModelT`` object; ``ValueError`` in one line when it is not one.
+
+    Example:
+        >>> unpack_model(b"nope")
+        Traceback (most recent call last):
+        ...
+        ValueError: not a TFLite flatbuffer: 4 bytes is too short for a flatbuffer header
+    """
     check_flatbuffer(data)
     try:
-        model = _schema().ModelT.InitFromPackedBuf(data, 0)
+        model = schema().ModelT.InitFromPackedBuf(data, 0)
     except Exception as error:  # the generated parser raises whatever struct/numpy raise
         raise ValueError(f"not a TFLite flatbuffer: truncated or corrupt ({_one_line(error)})") from error
     if not model.subgraphs:
@@ -408,7 +471,7 @@ def _builtin_code(model: Any, op: Any) -> int | None:
 
 
 def _custom_code(model: Any, op: Any) -> str | None:
-    if _builtin_code(model, op) != _schema().BuiltinOperator.CUSTOM:
+    if _builtin_code(model, op) != schema().BuiltinOperator.CUSTOM:
         return None
     return _text(model.operatorCodes[op.opcodeIndex].customCode)
 
@@ -495,6 +558,7 @@ class _Kernel:
     stored_bytes: int
     name: str
     compressed: bool
+    encoding: str = ""
 
 
 def _kernel(graph: _Graph, index: int) -> _Kernel:
@@ -525,10 +589,22 @@ def _decoded_kernel(graph: _Graph, op: Any, index: int) -> _Kernel:
     encoded_data, ancillary_data = graph.tensor_data(encoded), graph.tensor_data(ancillary)
     stored = sum(0 if d is None else int(d.size) for d in (encoded_data, ancillary_data))
     name = graph.tensors[encoded].name if encoded >= 0 else graph.tensors[index].name
-    values = None
-    if encoded_data is not None and ancillary_data is not None:
-        values = _decode_lut(encoded_data, ancillary_data, graph.tensors[index])
-    return _Kernel(values, graph.tensors[index], stored, name, True)
+    values, encoding = None, ""
+    if encoded_data is not None and ancillary_data is not None and ancillary_data.size:
+        encoding = _DECODE_TYPE_NAMES.get(int(ancillary_data[0]), f"type {int(ancillary_data[0])}")
+        values = _decode(encoded_data, ancillary_data, graph.tensors[index])
+    return _Kernel(values, graph.tensors[index], stored, name, True, encoding)
+
+
+def _decode(encoded: np.ndarray, ancillary: np.ndarray, out: TensorInfo) -> np.ndarray | None:
+    """The values DECODE writes for ``out``, or None for a decoder or format tfprune does not read."""
+    if ancillary.size < DECODE_HEADER_BYTES or ancillary[1] != 1:
+        return None
+    if ancillary[0] == LUT_DECODE_TYPE:
+        return _decode_lut(encoded, ancillary, out)
+    if ancillary[0] == PRUNE_DECODE_TYPE:
+        return _decode_prune(encoded, ancillary, out)
+    return None
 
 
 def _as_array(data: np.ndarray, tensor: TensorInfo) -> np.ndarray | None:
@@ -561,7 +637,7 @@ def _decode_lut(encoded: np.ndarray, ancillary: np.ndarray, out: TensorInfo) -> 
     elements of the output dtype per channel. Indices are packed MSB first in
     the row-major order of the output shape.
     """
-    if ancillary.size < DECODE_HEADER_BYTES or ancillary[0] != _LUT_DECODE_TYPE or ancillary[4] != 1:
+    if ancillary.size < DECODE_HEADER_BYTES or ancillary[0] != LUT_DECODE_TYPE or ancillary[4] != 1:
         return None
     if out.dtype not in _NUMPY_DTYPES or out.dtype == "bool":
         return None
@@ -582,6 +658,46 @@ def _decode_lut(encoded: np.ndarray, ancillary: np.ndarray, out: TensorInfo) -> 
         return tables[0][indices]
     channel = np.arange(channels).reshape([-1 if d == axis else 1 for d in range(len(out.shape))])
     return tables[np.broadcast_to(channel, out.shape), indices]
+
+
+def _decode_prune(encoded: np.ndarray, ancillary: np.ndarray, out: TensorInfo) -> np.ndarray | None:
+    """Values of a PRUNE-encoded tensor, or None for another format.
+
+    Layout (TFLite Micro ``DecodeStatePrune``): byte 0 decode type (2), byte 4
+    PRUNE version (1); the stored values from byte 16 in the output's type. The
+    encoded tensor is a bitmask, one bit per output element in row-major order,
+    most significant bit first: set = the next stored value, clear = the zero
+    point (int8: of the element's channel on the quantized axis; other types: 0).
+    """
+    if ancillary.size < DECODE_HEADER_BYTES or ancillary[0] != PRUNE_DECODE_TYPE or ancillary[4] != 1:
+        return None
+    if out.dtype not in _NUMPY_DTYPES or out.dtype in ("bool", "float16", "float64", "uint8", "uint16",
+                                                         "uint32", "uint64"):
+        return None
+    count = out.size
+    if encoded.size * 8 < count:
+        return None
+    keep = np.unpackbits(encoded)[:count].astype(bool)
+    dtype = np.dtype(out.dtype).newbyteorder("<")
+    stored = ancillary[DECODE_HEADER_BYTES:].tobytes()
+    kept = int(keep.sum())
+    if len(stored) < kept * dtype.itemsize:
+        return None
+    values = np.empty(count, dtype)
+    values[keep] = np.frombuffer(stored, dtype, count=kept)
+    zeros = _zero_point_array(out, values.reshape(out.shape)) if out.dtype == "int8" else 0
+    decoded = np.broadcast_to(np.asarray(zeros, dtype=np.int64), out.shape).astype(dtype).reshape(-1)
+    decoded[keep] = values[keep]
+    return decoded.reshape(out.shape)
+
+
+def _zero_point_array(tensor: TensorInfo, values: np.ndarray) -> np.ndarray | int:
+    """The zero point of each element, per channel when the tensor has several (else one)."""
+    zero_points = np.asarray(tensor.zero_points or (0,), dtype=np.int64)
+    axis = tensor.quantized_dimension
+    if zero_points.size > 1 and values.ndim > axis and values.shape[axis] == zero_points.size:
+        return zero_points.reshape([-1 if d == axis else 1 for d in range(values.ndim)])
+    return int(zero_points.flat[0])
 
 
 def _count_zeros(values: np.ndarray, tensor: TensorInfo) -> int:
@@ -630,6 +746,7 @@ def _layer(graph: _Graph, index: int, op: Any, name: str, macs: int) -> LayerInf
         weight_name=source.name,
         kernel_bytes=source.stored_bytes,
         compressed=source.compressed,
+        encoding=source.encoding,
     )
 
 
@@ -703,6 +820,38 @@ def _describe(model: Any, data: bytes) -> ModelInfo:
         is_compressed="DECODE" in op_names,
         subgraph_count=len(model.subgraphs),
         description=_text(model.description),
+        encoded=_encoded_tensors(graph),
+    )
+
+
+def _encoded_tensors(graph: _Graph) -> tuple[EncodedTensorInfo, ...]:
+    rows: dict[int, EncodedTensorInfo] = {}
+    for i, op in enumerate(graph.raw_operators):
+        if graph.op_names[i] != "DECODE":
+            continue
+        for pair, output in enumerate(_ints(op.outputs)):
+            encoded = _input(op, 2 * pair)
+            if encoded in rows or output < 0:
+                continue  # one DECODE per reader: count each encoded tensor once
+            rows[encoded] = _encoded_tensor(graph, op, output, encoded)
+    return tuple(rows.values())
+
+
+def _encoded_tensor(graph: _Graph, op: Any, output: int, encoded: int) -> EncodedTensorInfo:
+    kernel = _decoded_kernel(graph, op, output)
+    out = graph.tensors[output]
+    itemsize = np.dtype(out.dtype).itemsize if out.dtype in _NUMPY_DTYPES else 1
+    pair = _ints(op.outputs).index(output)
+    ancillary = graph.tensor_data(_input(op, 2 * pair + 1))
+    bits = stride = density = None
+    if kernel.encoding == "lut" and ancillary is not None and ancillary.size >= DECODE_HEADER_BYTES:
+        bits, stride = int(ancillary[5]) & 0x7, int(ancillary[6])
+    elif kernel.encoding == "prune" and ancillary is not None and out.size:
+        density = round((ancillary.size - DECODE_HEADER_BYTES) / itemsize / out.size, 6)
+    return EncodedTensorInfo(
+        name=kernel.name or out.name, encoding=kernel.encoding or "unknown", shape=out.shape, dtype=out.dtype,
+        stored_bytes=kernel.stored_bytes, decoded_bytes=out.size * itemsize, bits=bits,
+        values_per_channel=stride, density=density, index=encoded,
     )
 
 

@@ -1,8 +1,8 @@
 """``tfprune.export``: one call from a Keras model to the files a device uses.
 
-Every pruning method ends here: convert (int8, float16 or LCE binary), LUT
-compression for TFLite Micro, measurement and verification on the artifact,
-C sources for Cortex-M.
+Every pruning method ends here: convert (int8, float16 or LCE binary), for
+TFLite Micro a lean flatbuffer and DECODE compression (LUT, PRUNE),
+measurement and verification on the artifact, C sources for Cortex-M.
 
 Example:
     >>> import numpy as np, tensorflow as tf, tfprune
@@ -29,11 +29,15 @@ from tfprune.deploy import c_array, compress, tflite
 from tfprune.deploy.c_array import ARENA_MARGIN
 from tfprune.deploy.artifact import Artifact, Report, as_json_ready
 from tfprune.deploy.flatbuffer import read_model
+from tfprune.deploy.lean import lean_flatbuffer
+from tfprune.deploy.micro import MicroRunner
 from tfprune.deploy.report import build_report
-from tfprune.deploy.verify import Verification, verify_lce, verify_micro, verify_tflite
+from tfprune.deploy.verify import Verification, quantize_input, verify_lce, verify_micro, verify_tflite
 
 TARGETS = ("cortex-m", "android", "android-lce")
-COMPRESS_MODES = ("auto", "off", "lut")
+COMPRESS_MODES = ("auto", "off", "lut", "prune")
+#: Inputs on which a lean or DECODE-compressed file must give the converter's outputs exactly.
+IDENTITY_SAMPLES = 8
 
 #: Extra arena on top of TFLite Micro's measured need; see :mod:`tfprune.deploy.c_array`.
 
@@ -47,6 +51,7 @@ def export(
     quantization: str | None = None,
     io: str | None = None,
     compress: str = "auto",
+    lean: bool | None = None,
     verify: bool = True,
     preprocessing: str | None = None,
     arena_margin: float | None = None,
@@ -57,7 +62,8 @@ def export(
 
     A model wrapped by :func:`tfprune.wrap` is stripped first and every channel
     its masks prune is removed (:func:`tfprune.remove_masked_channels`), so the
-    flatbuffer is physically smaller; weight-level zeros stay as zeros.
+    flatbuffer is physically smaller; weight-level zeros stay as zeros, which
+    for cortex-m PRUNE stores as one bit each where that pays (``compress``).
 
     A larq (binary) model goes through :mod:`tfprune.deploy.binary` on the way:
     for ``cortex-m`` through ``for_micro`` (TFLite Micro has no SIGN operator and
@@ -80,9 +86,16 @@ def export(
         quantization: ``"int8"`` (default) or ``"float16"`` (android only).
         io: input/output type ``"int8"``, ``"uint8"`` or ``"float"``; default
             int8 for cortex-m, float otherwise.
-        compress: ``"auto"`` stores weight tensors with <= 16 distinct values per
-            channel with TFLite Micro's LUT compression when that makes the
-            flatbuffer smaller; ``"lut"`` insists; ``"off"`` never (cortex-m only).
+        compress: TFLite Micro DECODE compression (cortex-m only). ``"auto"``
+            stores each filter (and bias) in the smallest of plain, LUT (<= 16
+            distinct values per channel) and PRUNE (a bitmask plus the nonzero
+            values: unstructured sparsity), counting headers and alignment,
+            when the flatbuffer gets smaller; ``"lut"`` and ``"prune"`` insist
+            on one; ``"off"`` never.
+        lean: drop what TFLite Micro never reads from the flatbuffer (names,
+            signatures, metadata, unused buffers, repeated zero points); kept
+            only where TFLite Micro's outputs stay identical. Default True for
+            cortex-m; ``False`` keeps the converter's file.
         verify: run the artifact against a reference interpreter.
         preprocessing: how raw data becomes the Keras model's input, written into
             the C header and the report (for example ``"RGB pixels 0..255"``).
@@ -100,7 +113,7 @@ def export(
     Returns:
         An :class:`Artifact` with ``flatbuffer``, ``report`` and ``save(dir)``.
     """
-    _check_arguments(target, compress, arena_margin)
+    _check_arguments(target, compress, arena_margin, lean)
     if emulate and target != "cortex-m":
         raise ValueError(f"emulate runs a Cortex-M firmware: use it with target cortex-m, not {target}")
     keras_model.check_keras_model(model)
@@ -118,7 +131,8 @@ def export(
         report = build_report(flatbuffer, target=target, quantization=quantization, io=io,
                               verification=_as_dict(verification))
         return Artifact(flatbuffer, Report(as_json_ready(report)))
-    return _export_cortex_m(flatbuffer, compress, io, check_x, check_y, preprocessing, arena_margin, progress,
+    return _export_cortex_m(flatbuffer, compress, lean is not False, io, check_x, check_y, preprocessing,
+                            arena_margin, progress,
                             emulate_on=(check_x if check_x is not None else calibration)[:1] if emulate else None,
                             larq=larq)
 
@@ -160,6 +174,7 @@ def _larq_route(model: Any, target: str) -> tuple[Any, dict[str, Any] | None]:
 def _export_cortex_m(
     flatbuffer: bytes,
     compress_mode: str,
+    lean: bool,
     io: str,
     check_x: np.ndarray | None,
     check_y: np.ndarray | None,
@@ -171,12 +186,12 @@ def _export_cortex_m(
 ) -> Artifact:
     info = read_model(flatbuffer)
     c_array.op_resolver_calls(info.op_names)  # names the first operator TFLite Micro lacks
-    compressed = compress.lut_compress(flatbuffer, mode=compress_mode)
-    deployed = compressed.flatbuffer
+    deployed, plain, compressed, lean_entry = _micro_flatbuffer(flatbuffer, compress_mode, lean, check_x)
     verification = verify_micro(deployed, flatbuffer, check_x, check_y, progress) if check_x is not None else None
     report = build_report(deployed, target="cortex-m", quantization="int8", io=io,
-                          compression=_compression_entry(compress_mode, compressed, flatbuffer),
-                          verification=_as_dict(verification))
+                          compression=_compression_entry(compress_mode, compressed, plain, lean_entry["applied"],
+                                                         read_model(flatbuffer)),
+                          lean=lean_entry, verification=_as_dict(verification), names_from=flatbuffer)
     if "error" in report["tflm"]:
         raise ValueError(report["tflm"]["error"])
     if larq:
@@ -198,7 +213,7 @@ def _export_cortex_m(
 
     sources = sources_for(None)
     report["flash"] = _flash_bytes(sources)
-    reference = flatbuffer if compressed.needs_decode else None
+    reference = flatbuffer if deployed != flatbuffer else None
     if emulate_on is not None:
         report["emulated"] = _emulated_entry(Artifact(deployed, Report(report), sources), emulate_on)
         if "arena_bytes" in report["emulated"]:
@@ -231,6 +246,68 @@ def _emulated_entry(artifact: Artifact, samples: np.ndarray) -> dict[str, Any]:
     }
 
 
+def _micro_flatbuffer(
+    flatbuffer: bytes, compress_mode: str, lean: bool, check_x: np.ndarray | None
+) -> tuple[bytes, bytes, compress.CompressionResult, dict[str, Any]]:
+    """(file to deploy, the same without DECODE, the compression result, the report's lean entry).
+
+    The converter's file is made lean (if asked), then DECODE-compressed; every rewritten file must
+    give TFLite Micro's outputs of the converter's file, bit for bit.
+    """
+    probe = _Probe(flatbuffer, check_x)
+    plain, lean_entry = _lean(flatbuffer, probe) if lean else (flatbuffer, {"applied": False, "note": "lean=False"})
+    compressed = compress.compress_weights(plain, mode=compress_mode)
+    if not compressed.needs_decode:
+        return plain, plain, compressed, lean_entry
+    deployed = _finish(compressed.flatbuffer, lean_entry["applied"])
+    if not probe.matches(deployed):
+        raise RuntimeError("DECODE compression changed the model's outputs in TFLite Micro; export with "
+                           "compress='off' and report this model to tfprune")
+    return deployed, plain, compressed, lean_entry
+
+
+def _lean(flatbuffer: bytes, probe: "_Probe") -> tuple[bytes, dict[str, Any]]:
+    """The lean flatbuffer and its report entry; the converter's file if the lean one differs in TFLite Micro."""
+    result = lean_flatbuffer(flatbuffer)
+    entry = result.as_dict()
+    if result.applied and not probe.matches(result.flatbuffer):
+        entry.update(applied=False, note="TFLite Micro's outputs differ on the lean file: kept the converter's")
+        return flatbuffer, entry
+    return result.flatbuffer, entry
+
+
+def _finish(compressed: bytes, lean: bool) -> bytes:
+    # DECODE insertion copies quantization (all zero points) onto the decoded tensors
+    return lean_flatbuffer(compressed).flatbuffer if lean else compressed
+
+
+class _Probe:
+    """The converter file's TFLite Micro outputs on a few inputs, to hold rewritten files to.
+
+    The inputs are the first verification samples, else seeded random ones.
+    """
+
+    def __init__(self, flatbuffer: bytes, check_x: np.ndarray | None) -> None:
+        runner = MicroRunner(flatbuffer)
+        details = runner.input_details
+        dtype = np.dtype(details["dtype"])
+        if check_x is not None and len(check_x):
+            self.inputs = [quantize_input(x[None], details) for x in check_x[:IDENTITY_SAMPLES]]
+        elif dtype.kind == "f":
+            rng = np.random.default_rng(0)
+            self.inputs = [rng.normal(size=details["shape"]).astype(dtype) for _ in range(IDENTITY_SAMPLES)]
+        else:
+            rng, limits = np.random.default_rng(0), np.iinfo(dtype)
+            self.inputs = [rng.integers(limits.min, limits.max, size=details["shape"], endpoint=True).astype(dtype)
+                           for _ in range(IDENTITY_SAMPLES)]
+        self.outputs = [runner.run(x) for x in self.inputs]
+
+    def matches(self, flatbuffer: bytes) -> bool:
+        """True when TFLite Micro gives bit-identical outputs for ``flatbuffer``."""
+        runner = MicroRunner(flatbuffer)
+        return all(np.array_equal(runner.run(x), y) for x, y in zip(self.inputs, self.outputs))
+
+
 def _export_lce(
     model: Any,
     calibration: np.ndarray | None,
@@ -249,13 +326,19 @@ def _export_lce(
     return Artifact(flatbuffer, Report(as_json_ready(report)))
 
 
-def _check_arguments(target: str, compress_mode: str, arena_margin: float) -> None:
+def _check_arguments(target: str, compress_mode: str, arena_margin: float, lean: bool | None) -> None:
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if compress_mode not in COMPRESS_MODES:
         raise ValueError(f"unknown compress mode {compress_mode!r}; choose one of {', '.join(COMPRESS_MODES)}")
-    if compress_mode == "lut" and target != "cortex-m":
-        raise ValueError("LUT compression (DECODE operators) is for TFLite Micro: use it with target cortex-m")
+    if compress_mode in ("lut", "prune") and target != "cortex-m":
+        raise ValueError(f"{compress_mode.upper()} compression (DECODE operators) is for TFLite Micro: "
+                         "use it with target cortex-m")
+    if lean not in (None, True, False):
+        raise TypeError(f"lean must be True, False or None, not {lean!r}")
+    if lean and target != "cortex-m":
+        raise ValueError("a lean flatbuffer is for TFLite Micro (the stock TFLite interpreter needs the zero points "
+                         "and signatures it drops): use lean=True with target cortex-m")
     if arena_margin is not None and not 0 <= arena_margin <= 10:
         raise ValueError(f"arena_margin {arena_margin} is not a share between 0 and 10")
 
@@ -294,19 +377,40 @@ def _verification_data(
     return calibration, None
 
 
-def _compression_entry(mode: str, result: compress.CompressionResult, uncompressed: bytes) -> dict[str, Any]:
+def _compression_entry(
+    mode: str, result: compress.CompressionResult, uncompressed: bytes, lean: bool, named: Any
+) -> dict[str, Any]:
+    def name(row: dict[str, Any]) -> dict[str, Any]:
+        # a lean file has no names; the converter's file, same tensor order, has them
+        if row["subgraph"] == 0 and 0 <= row["index"] < len(named.tensors):
+            row["name"] = named.tensors[row["index"]].name or row["name"]
+        return row
+
     entry: dict[str, Any] = {
         "mode": mode,
         "applied": result.applied,
-        "tensors": [dataclasses.asdict(tensor) for tensor in result.tensors],
-        "skipped": [dataclasses.asdict(tensor) for tensor in result.skipped],
+        "encodings": list(result.encodings),
+        "tensors": [name(dict(dataclasses.asdict(t), bytes_saved=t.bytes_saved)) for t in result.tensors],
+        "skipped": [name(dataclasses.asdict(t)) for t in result.skipped],
     }
-    if result.needs_decode:
-        before = build_report(uncompressed, target="cortex-m")
-        entry["uncompressed"] = {key: before[key] for key in ("flatbuffer_bytes", "weight_bytes", "tflm")}
-    else:
+    if not result.needs_decode:
         entry["reason"] = result.note or "nothing to compress"
+        return entry
+    entry["uncompressed"] = _figures(uncompressed)
+    if len(result.encodings) > 1:
+        # "without PRUNE" is the best file the other encoding makes alone, and so on
+        entry["without"] = {}
+        for encoding in result.encodings:
+            others = tuple(e for e in result.encodings if e != encoding)
+            alone = compress.compress_weights(uncompressed, mode="auto", encodings=others)
+            entry["without"][encoding] = _figures(_finish(alone.flatbuffer, lean) if alone.needs_decode
+                                                  else uncompressed)
     return entry
+
+
+def _figures(flatbuffer: bytes) -> dict[str, Any]:
+    report = build_report(flatbuffer, target="cortex-m")
+    return {key: report[key] for key in ("flatbuffer_bytes", "weight_bytes", "tflm")}
 
 
 def _tensor_spec(entry: dict[str, Any]) -> c_array.TensorSpec:

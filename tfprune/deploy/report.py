@@ -18,9 +18,19 @@ inputs, outputs             shape, dtype, scale, zero_point of each
 tflm                        ``arena_bytes`` (bytes TFLite Micro allocates) and
                             ``ms_per_inference`` (milliseconds, on ``measured_on``,
                             this host: compare only as ratios) or ``error``
-compression                 ``mode``, ``applied``, ``tensors`` (name, bits, bytes
-                            before/after) and ``uncompressed``: the same figures
-                            for the model without LUT compression
+compression                 ``mode``, ``applied``, ``encodings`` (``lut``,
+                            ``prune``), ``tensors`` (name, encoding, LUT bits or
+                            PRUNE density, bytes before/after/saved),
+                            ``skipped``, ``uncompressed``: flatbuffer_bytes,
+                            weight_bytes and tflm of the model without DECODE,
+                            and ``without``: the same figures without each
+                            encoding when two are used (export only)
+lean                        ``applied``, ``bytes_before`` (the converter's file),
+                            ``bytes_after``, ``bytes_saved``, ``removed`` (counts
+                            of what TFLite Micro never reads), ``note`` (export)
+encoded_tensors             each tensor a DECODE rebuilds: ``encoding``, ``bits``
+                            (LUT), ``density`` (PRUNE), ``stored_bytes``,
+                            ``decoded_bytes``, ``bytes_saved``
 flash                       ``arm-none-eabi-size`` of the compiled model array for
                             Cortex-M4 (``text``, ``data``, ``bss`` bytes), or null
 layers                      per conv/dense layer: channels in/out, weights, zeros
@@ -90,9 +100,16 @@ def build_report(
     verification: dict[str, Any] | None = None,
     emulated: dict[str, Any] | None = None,
     run_micro: bool = True,
+    lean: dict[str, Any] | None = None,
+    names_from: bytes | None = None,
 ) -> dict[str, Any]:
-    """Measure ``flatbuffer`` and assemble the report dict (keys in the module docstring)."""
+    """Measure ``flatbuffer`` and assemble the report dict (keys in the module docstring).
+
+    ``names_from`` is the same model with its tensor names (a lean flatbuffer
+    has none): layer and I/O names are read from it.
+    """
     info = read_model(flatbuffer)
+    named = _named(info, names_from)
     return {
         "schema_version": SCHEMA_VERSION,
         "tfprune_version": __version__,
@@ -103,15 +120,26 @@ def build_report(
         "weight_bytes": info.weight_bytes,
         "macs": info.macs,
         "operators": list(info.op_names),
-        "inputs": [_tensor_entry(tensor) for tensor in info.inputs],
-        "outputs": [_tensor_entry(tensor) for tensor in info.outputs],
+        "inputs": [_tensor_entry(tensor, name.name) for tensor, name in zip(info.inputs, named.inputs)],
+        "outputs": [_tensor_entry(tensor, name.name) for tensor, name in zip(info.outputs, named.outputs)],
         "tflm": measure_micro(flatbuffer) if run_micro else {"error": "not run: LCE models need LCE's runtime"},
         "compression": compression,
+        "lean": lean,
+        "encoded_tensors": [_encoded_entry(tensor, named) for tensor in info.encoded],
         "flash": flash,
-        "layers": [_layer_entry(layer) for layer in info.layers],
+        "layers": [_layer_entry(layer, name) for layer, name in zip(info.layers, named.layers)],
         "verification": verification,
         "emulated": emulated,
     }
+
+
+def _named(info: ModelInfo, names_from: bytes | None) -> ModelInfo:
+    if names_from is None:
+        return info
+    named = read_model(names_from)
+    same = (len(named.layers) == len(info.layers) and len(named.inputs) == len(info.inputs)
+            and len(named.outputs) == len(info.outputs) and len(named.tensors) <= len(info.tensors))
+    return named if same else info
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -126,6 +154,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [f"tfprune report (schema {report['schema_version']}): target {report['target']}, "
              f"{report['quantization']} weights, {report['io']} I/O"]
     lines += _summary_lines(report)
+    if report.get("encoded_tensors"):
+        lines += ["", _encoded_table(report["encoded_tensors"])]
     lines += ["", _layer_table(report["layers"])]
     return "\n".join(lines)
 
@@ -138,14 +168,10 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
         ("operators", ", ".join(report["operators"])),
     ]
     rows += _micro_rows("TFLite Micro", report["tflm"])
-    compression = report.get("compression") or {}
-    if compression.get("uncompressed"):
-        before = compression["uncompressed"]
-        rows.append(("LUT compression", f"{len(compression['tensors'])} tensors; without it: "
-                     f"{before['flatbuffer_bytes']:,} B flatbuffer, {before['weight_bytes']:,} B weights"))
-        rows += _micro_rows("  without compression", before["tflm"])
-    elif compression:
-        rows.append(("LUT compression", f"not applied ({compression['reason']})"))
+    rows += _compression_rows(report.get("compression") or {})
+    lean = report.get("lean")
+    if lean:
+        rows.append(("lean flatbuffer", _lean_text(lean)))
     flash = report.get("flash")
     if flash:
         rows.append(("Cortex-M4 flash (model array)", f"{flash['text'] + flash['data']:,} B (arm-none-eabi-size)"))
@@ -160,6 +186,50 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
                      f"zero point {tensor['zero_point']}"))
     width = max(len(name) for name, _ in rows)
     return [f"  {name:<{width}}  {value}" for name, value in rows]
+
+
+def _compression_rows(compression: dict[str, Any]) -> list[tuple[str, str]]:
+    if not compression:
+        return []
+    if not compression.get("uncompressed"):
+        return [("DECODE compression", f"not applied ({compression.get('reason', 'nothing to compress')})")]
+    tensors = compression["tensors"]
+    kinds = ", ".join(f"{sum(t.get('encoding', 'lut') == e for t in tensors)} {e.upper()}"
+                      for e in compression.get("encodings", ["lut"]))
+    saved = sum(t["bytes_before"] - t["bytes_after"] for t in tensors)
+    before = compression["uncompressed"]
+    rows = [("DECODE compression", f"{len(tensors)} tensors ({kinds}), {saved:,} B of tensor data saved; "
+             f"without it: {before['flatbuffer_bytes']:,} B flatbuffer, {before['weight_bytes']:,} B weights")]
+    rows += _micro_rows("  without compression", before["tflm"])
+    for encoding, figures in (compression.get("without") or {}).items():
+        rows.append((f"  without {encoding.upper()}", f"{figures['flatbuffer_bytes']:,} B flatbuffer, "
+                     f"{figures['weight_bytes']:,} B weights"))
+        rows += _micro_rows(f"  without {encoding.upper()}", figures["tflm"])
+    return rows
+
+
+def _lean_text(lean: dict[str, Any]) -> str:
+    if not lean.get("applied"):
+        return f"not applied ({lean.get('note') or 'the converter file was kept'})"
+    removed = ", ".join(f"{count:,} {what}" for what, count in lean.get("removed", {}).items())
+    return (f"{lean['bytes_saved']:,} B saved against the converter's {lean['bytes_before']:,} B "
+            f"(dropped what TFLite Micro never reads: {removed})")
+
+
+def _encoded_table(tensors: list[dict[str, Any]]) -> str:
+    header = f"  {'DECODE-encoded tensor':<40} {'encoding':<14} {'stored':>9} {'decoded':>9} {'saved':>9}"
+    rows = [header]
+    for t in tensors:
+        if t["encoding"] == "lut":
+            encoding = f"LUT {t['bits']}-bit"
+        elif t["encoding"] == "prune":
+            encoding = f"PRUNE {t['density']:.1%}"
+        else:
+            encoding = t["encoding"]
+        label = (t["name"] or f"tensor {tuple(t['shape'])}")[-40:]
+        rows.append(f"  {label:<40} {encoding:<14} {t['stored_bytes']:>9,} {t['decoded_bytes']:>9,} "
+                    f"{t['bytes_saved']:>9,}")
+    return "\n".join(rows)
 
 
 def _micro_rows(label: str, tflm: dict[str, Any]) -> list[tuple[str, str]]:
@@ -197,18 +267,19 @@ def _verification_text(verification: dict[str, Any]) -> str:
 
 
 def _layer_table(layers: list[dict[str, Any]]) -> str:
-    header = f"  {'layer':<32} {'op':<18} {'in':>5} {'out':>5} {'weights':>9} {'sparsity':>8} {'MACs':>12}"
+    header = f"  {'layer':<32} {'op':<25} {'in':>5} {'out':>5} {'weights':>9} {'sparsity':>8} {'MACs':>12}"
     rows = [header]
     for layer in layers:
         sparsity = "-" if layer["weight_sparsity"] is None else f"{layer['weight_sparsity']:.1%}"
-        rows.append(f"  {layer['name'][-32:]:<32} {layer['op']:<18} {layer['input_channels']:>5} "
+        op = layer["op"] + (f" ({layer['encoding'].upper()})" if layer.get("encoding") else "")
+        rows.append(f"  {layer['name'][-32:]:<32} {op:<25} {layer['input_channels']:>5} "
                     f"{layer['output_channels']:>5} {layer['weights']:>9,} {sparsity:>8} {layer['macs']:>12,}")
     return "\n".join(rows)
 
 
-def _tensor_entry(tensor: Any) -> dict[str, Any]:
+def _tensor_entry(tensor: Any, name: str = "") -> dict[str, Any]:
     return {
-        "name": tensor.name,
+        "name": name or tensor.name,
         "shape": list(tensor.shape),
         "dtype": tensor.dtype,
         "scale": float(tensor.scales[0]) if tensor.scales else 1.0,
@@ -216,12 +287,31 @@ def _tensor_entry(tensor: Any) -> dict[str, Any]:
     }
 
 
-def _layer_entry(layer: Any) -> dict[str, Any]:
-    zeros = layer.weight_zeros
+def _encoded_entry(tensor: Any, named: ModelInfo) -> dict[str, Any]:
+    name = tensor.name
+    if not name and 0 <= tensor.index < len(named.tensors):
+        name = named.tensors[tensor.index].name  # DECODE insertion keeps the constant's index
     return {
-        "name": layer.keras_name or layer.name,
-        "tensor": layer.name,
+        "name": name,
+        "shape": list(tensor.shape),
+        "dtype": tensor.dtype,
+        "encoding": tensor.encoding,
+        "bits": tensor.bits,
+        "density": tensor.density,
+        "stored_bytes": tensor.stored_bytes,
+        "decoded_bytes": tensor.decoded_bytes,
+        "bytes_saved": tensor.bytes_saved,
+    }
+
+
+def _layer_entry(layer: Any, named: Any = None) -> dict[str, Any]:
+    zeros = layer.weight_zeros
+    named = named or layer
+    return {
+        "name": named.keras_name or named.name,
+        "tensor": named.name,
         "op": layer.op,
+        "encoding": layer.encoding or None,
         "input_channels": layer.input_channels,
         "output_channels": layer.output_channels,
         "weights": layer.weight_count,
