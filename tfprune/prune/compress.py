@@ -480,13 +480,16 @@ def _simulate_clustering(model: Any, clusters: int = 16) -> None:
 
 
 def _candidate_figures(model: Any, context: _Context) -> dict[str, Any]:
-    """Bytes, arena and MACs of ``model``'s int8 flatbuffer as export stores it, without C sources or checks."""
-    from tfprune.deploy import compress as encode
+    """Bytes, arena and MACs of ``model``'s int8 flatbuffer as export stores it (lean, then DECODE where it pays),
+    without the C sources and the output checks export adds."""
+    from tfprune.deploy.compress import compress_weights
     from tfprune.deploy.flatbuffer import read_model
+    from tfprune.deploy.lean import lean_flatbuffer
     from tfprune.deploy.micro import MicroRunner
     from tfprune.deploy.tflite import convert
 
-    flatbuffer = encode.lut_compress(convert(model, context.calibration[:64]), mode="auto").flatbuffer
+    encoded = compress_weights(lean_flatbuffer(convert(model, context.calibration[:64])).flatbuffer, mode="auto")
+    flatbuffer = lean_flatbuffer(encoded.flatbuffer).flatbuffer if encoded.needs_decode else encoded.flatbuffer
     macs = read_model(flatbuffer).macs
     return {"flash": len(flatbuffer), "arena": MicroRunner(flatbuffer).arena_bytes, "macs": macs,
             "time": round(macs / context.dense_macs, 4) if context.dense_macs else 1.0,
