@@ -1,5 +1,5 @@
 # Two commands on a fresh machine (Python 3.11, pip, gcc, make):
-#   make demo   install, train a small CNN on CIFAR-10, export it for Cortex-M, print the report
+#   make demo   install, fit MLPerf's trained ResNet-8 into 64 KB with tfprune.compress, show before and after
 #   make test   install (with the Cortex-M compiler) and run the tests, unit and integration
 #   make unit   the unit tests only (no real data, toolchain or emulator; under two minutes)
 PYTHON ?= python3.11
@@ -27,7 +27,7 @@ arm-toolchain:
 	  $(SUDO) apt-get install -y -q gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm; }
 
 demo: install arm-toolchain
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python examples/train_and_export.py --out demo_out --force $(DEMO_ARGS)
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python examples/compress_demo.py --out demo_out --force $(DEMO_ARGS)
 
 test: install arm-toolchain
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q

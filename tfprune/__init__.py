@@ -35,6 +35,11 @@ _PUBLIC: dict[str, str] = {
     "pai_masks": "tfprune.prune.pai",
     "prune_at_init": "tfprune.prune.pai",
     "l1_filter_pruning": "tfprune.prune.channels",
+    "compress": "tfprune.prune.compress",
+    "CompressResult": "tfprune.prune.compress",
+    "BudgetError": "tfprune.prune.compress",
+    "Budget": "tfprune.prune.budget",
+    "Distiller": "tfprune.prune.distill",
     "emulate": "tfprune.deploy.emulate",
 }
 

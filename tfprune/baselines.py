@@ -183,15 +183,37 @@ def tfmot_cluster(
         {'conv': 4, 'fc': 4}
     """
     check_keras_model(model)
+    _check_positive_int(epochs, "epochs")
+    fit_args, _ = fit_arguments(data, batch_size)
+    import tensorflow as tf
+
+
+    tf.keras.utils.set_random_seed(seed)
+    wrapped = cluster_wrap(model, clusters, per_channel=per_channel, init=init)
+    _fine_tune(wrapped, model, fit_args, epochs, learning_rate, loss, verbose, callbacks=[])
+    return cluster_strip(wrapped)
+
+
+def cluster_wrap(model: Any, clusters: int = 16, *, per_channel: bool = True, init: str = "kmeans++") -> Any:
+    """A copy of ``model`` whose Conv2D and Dense kernels are tfmot-clustered, ready to fine-tune.
+
+    The first half of :func:`tfmot_cluster`, for training loops of one's own (a
+    :class:`tfprune.prune.distill.Distiller` say): train the result, then
+    :func:`cluster_strip` it. Kernels with no more weights per table than
+    ``clusters`` are left as they are.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(4, name="fc")])
+        >>> type(cluster_wrap(model, 2).layers[0]).__name__
+        'ClusterWeights'
+    """
+
+    check_keras_model(model)
     if isinstance(clusters, bool) or not isinstance(clusters, int) or clusters < 2:
         raise ValueError(f"clusters must be an int >= 2, got {clusters!r}")
     if init not in CLUSTER_INITS:
         raise ValueError(f"init must be one of {CLUSTER_INITS}, got {init!r}")
-    _check_positive_int(epochs, "epochs")
-    fit_args, _ = fit_arguments(data, batch_size)
-
-    import tensorflow as tf
-
     tfmot = _tfmot()
     # tfmot's public cluster_weights decides whether a Conv2D has enough weights per
     # channel by reading its last trainable weight as the bias; for a bias-free Conv2D
@@ -199,7 +221,6 @@ def tfmot_cluster(
     # warning. The wrapper it would have built is used directly instead.
     from tensorflow_model_optimization.python.core.clustering.keras.cluster_wrapper import ClusterWeights
 
-    tf.keras.utils.set_random_seed(seed)
     centroid_init = tfmot.clustering.keras.CentroidInitialization
     start = centroid_init.KMEANS_PLUS_PLUS if init == "kmeans++" else centroid_init.LINEAR
 
@@ -207,16 +228,40 @@ def tfmot_cluster(
         channelwise = per_channel and _is_conv2d(layer)
         return ClusterWeights(layer, clusters, start, preserve_sparsity=False, cluster_per_channel=channelwise)
 
-    def needs_clustering(layer: Any) -> bool:
-        if not (_is_conv2d(layer) or type(layer) is tf.keras.layers.Dense):
-            return False
-        size = int(np.prod(layer.kernel.shape))
-        per_table = size // layer.kernel.shape[-1] if per_channel and _is_conv2d(layer) else size
-        return per_table > clusters
+    return _wrap_layers(_copy(model), lambda layer: clusterable(layer, clusters, per_channel), wrap)
 
-    wrapped = _wrap_layers(_copy(model), needs_clustering, wrap)
-    _fine_tune(wrapped, model, fit_args, epochs, learning_rate, loss, verbose, callbacks=[])
-    return tfmot.clustering.keras.strip_clustering(wrapped)
+
+def clusterable(layer: Any, clusters: int = 16, per_channel: bool = True) -> bool:
+    """Whether :func:`cluster_wrap` clusters ``layer``: a Conv2D or Dense with more weights per table than ``clusters``.
+
+    A table is one output channel of a Conv2D (``per_channel``) or the whole
+    kernel of a Dense (tfmot clusters Dense kernels per tensor).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> layer = tf.keras.layers.Dense(2); layer.build((None, 20))
+        >>> clusterable(layer, 16), clusterable(layer, 64)
+        (True, False)
+    """
+    import tensorflow as tf
+
+    if not (_is_conv2d(layer) or type(layer) is tf.keras.layers.Dense):
+        return False
+    size = int(np.prod(layer.kernel.shape))
+    per_table = size // layer.kernel.shape[-1] if per_channel and _is_conv2d(layer) else size
+    return per_table > clusters
+
+
+def cluster_strip(model: Any) -> Any:
+    """A plain Keras model from one :func:`cluster_wrap` made: each kernel holds its centroids.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(4, name="fc")])
+        >>> type(cluster_strip(cluster_wrap(model, 2)).layers[0]).__name__
+        'Dense'
+    """
+    return _tfmot().clustering.keras.strip_clustering(model)
 
 
 def sparsity_for_nonzeros(model: Any, target_nonzeros: int) -> float:

@@ -116,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_inspect(commands)
     _add_reconvene(commands)
     _add_emulate(commands)
+    _add_compress(commands)
     return parser
 
 
@@ -299,6 +300,68 @@ def _emulate(args: argparse.Namespace) -> int:
              enumerate(result.outputs[:8])]
     print("\n".join(f"  {name:<20} {value}" for name, value in rows))
     return 0
+
+
+def _add_compress(commands: argparse._SubParsersAction) -> None:
+    from tfprune.prune.compress import SELECTORS, WEIGHT_ENCODINGS
+
+    compress = commands.add_parser("compress", help="trained model + device budget -> the most accurate artifact "
+                                                    "that fits")
+    compress.add_argument("model", help="a trained .keras or .h5 classifier, or a SavedModel directory")
+    compress.add_argument("--train", required=True, metavar="TRAIN.npz", help="training samples 'x' and labels 'y'")
+    compress.add_argument("--val", required=True, metavar="VAL.npz", help="validation samples 'x' and labels 'y'")
+    compress.add_argument("--flash", help="artifact bytes, e.g. 48KB (1 KB = 1024 B)")
+    compress.add_argument("--arena", help="TFLite Micro arena bytes, e.g. 40KB")
+    compress.add_argument("--macs", type=int, help="multiply-accumulates per inference")
+    compress.add_argument("--time", type=float, help="time per inference as a ratio to the unpruned model")
+    compress.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs in total (10)")
+    compress.add_argument("--selector", choices=SELECTORS, default="l1", help="which channels go (l1)")
+    compress.add_argument("--weights", choices=WEIGHT_ENCODINGS, default="lut", help="weight encoding (lut)")
+    compress.add_argument("--no-distill", action="store_true", help="fine-tune on the labels only")
+    compress.add_argument("--seed", type=int, default=0)
+    compress.add_argument("--out", required=True, metavar="DIR",
+                          help="writes DIR/model.keras, the artifact's files and DIR/compress.json")
+    compress.add_argument("--resume", action="store_true", help="continue an interrupted run from DIR's checkpoints")
+    compress.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    _add_debug(compress)
+    compress.set_defaults(run=_compress)
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from tfprune.keras_model import load_model
+    from tfprune.prune.budget import Budget
+    from tfprune.prune.compress import compress
+
+    out = Path(args.out)
+    checkpoints = out.parent / f".{out.name}.stages"
+    if not args.resume:
+        out = _fresh_output(args.out, args.force)
+    elif not checkpoints.is_dir():
+        raise ValueError(f"--resume: {checkpoints} holds no stages of an earlier run; start without --resume")
+    budget = Budget(flash=args.flash, arena=args.arena, macs=args.macs, time=args.time)
+    train, val = _labelled_npz(args.train, "--train"), _labelled_npz(args.val, "--val")
+    result = compress(load_model(args.model), train, val, budget, epochs=args.epochs, selector=args.selector,
+                      weights=args.weights, distill=not args.no_distill, checkpoint=checkpoints, seed=args.seed)
+    result.save(out, overwrite=args.force or args.resume)
+    import shutil
+
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    final = result.report["final"]
+    print(f"{out}: {final['flash']:,} B flash, {final['arena']:,} B arena, int8 accuracy {final['accuracy']:.2%} "
+          f"on --val, TFLite Micro agreement {final['tflm_agreement']:.0%}")
+    return 0
+
+
+def _labelled_npz(path: str, flag: str) -> tuple[Any, Any]:
+    import numpy as np
+
+    from tfprune.keras_model import load_npz_samples
+
+    x = load_npz_samples(path)
+    with np.load(path) as archive:
+        if "y" not in archive:
+            raise ValueError(f"{flag} {path} has no labels: store them as array 'y' beside 'x'")
+        return x, archive["y"]
 
 
 if __name__ == "__main__":

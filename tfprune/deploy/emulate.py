@@ -13,8 +13,8 @@ instructions. They measure work, not a real core's cycles (QEMU models no
 pipeline, cache or flash wait states): compare models by their ratio.
 
 Example:
-    >>> from pathlib import Path
-    >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+    >>> from tfprune.datasets import mlperf_path
+    >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
     >>> result = emulate(fb, np.zeros((1, 32, 32, 3), np.int8))
     >>> result.outputs.shape, result.arena_bytes
     ((1, 10), 54996)

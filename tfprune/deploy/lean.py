@@ -36,8 +36,8 @@ TFLite Micro only; ``tfprune.export`` keeps the converter's file as
 ``Artifact.reference_flatbuffer`` for TFLite.
 
 Example:
-    >>> from pathlib import Path
-    >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+    >>> from tfprune.datasets import mlperf_path
+    >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
     >>> result = lean_flatbuffer(fb)
     >>> result.bytes_before, result.bytes_after < 90_000
     (98496, True)
@@ -137,8 +137,8 @@ def align_flatbuffer(flatbuffer: Flatbuffer) -> bytes:
     ``tflite-micro`` package ships the C++ repacker its own compressor uses.
 
     Example:
-        >>> from pathlib import Path
-        >>> fb = Path("../shared/data/mlperf_tiny/pretrainedResnet_quant.tflite").read_bytes()
+        >>> from tfprune.datasets import mlperf_path
+        >>> fb = mlperf_path("pretrainedResnet_quant.tflite").read_bytes()
         >>> len(align_flatbuffer(fb)) > 0
         True
     """

@@ -221,3 +221,82 @@ def _group_ratios(model: Any, groups: list[ChannelGroup], ratio: Any) -> list[tu
 def _check_ratio(ratio: Any, what: str) -> None:
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating)) or not 0.0 <= ratio < 1.0:
         raise ValueError(f"{what} must be a number in [0, 1), got {ratio!r}")
+
+
+#: How :func:`group_importance` ranks channels (QSAE's ranking is :func:`tfprune.prune.qsae.group_importance`).
+SELECTORS = ("l1", "taylor", "random")
+
+
+def group_importance(
+    model: Any, selector: str = "l1", data: Any = None, *, groups: list[ChannelGroup] | None = None,
+    seed: int = 0, batches: int = 4,
+) -> dict[int, np.ndarray]:
+    """Channel importance of every prunable group, by group id: higher is more important.
+
+    ``"l1"``: the L1 norm of each channel's kernel slices summed over the
+    group's producers; ``"taylor"``: the first-order Taylor score ``|w dL/dw|``
+    on ``batches`` batches of labelled ``data``; ``"random"``: a seeded
+    random ranking (the control). Groups whose producers are not prunable
+    layers (Conv1D, transposed convolutions) are left out.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(3, name="hidden",
+        ...     kernel_initializer="ones"), tf.keras.layers.Dense(2, name="out")])
+        >>> {group: scores.tolist() for group, scores in group_importance(model).items()}
+        {0: [4.0, 4.0, 4.0]}
+    """
+    from tfprune.core.graph import channel_groups
+    from tfprune.core.scores import channel_scores, magnitude, taylor
+    from tfprune.keras_model import prunable_layers
+
+    if selector not in SELECTORS:
+        raise ValueError(f"unknown selector {selector!r}; choose one of {', '.join(SELECTORS)} (or 'qsae' in compress)")
+    groups = channel_groups(model) if groups is None else groups
+    scored = set(prunable_layers(model))
+    groups = [g for g in groups if all(p.layer in scored for p in g.producers)]
+    if selector == "random":
+        rng = np.random.default_rng(seed)
+        return {group.id: rng.random(group.size) for group in groups}
+    if selector == "taylor" and data is None:
+        raise ValueError("selector='taylor' needs labelled data (x, y) to take gradients on")
+    weights = magnitude(model) if selector == "l1" else taylor(model, data, batches=batches)
+    per_layer = channel_scores(weights, model, reduce="sum")
+    return {group.id: sum(per_layer[p.layer][p.offset : p.offset + group.size] for p in group.producers)
+            for group in groups}
+
+
+def prune_to_widths(
+    model: Any, widths: Mapping[int, int], importance: Mapping[int, np.ndarray], *,
+    groups: list[ChannelGroup] | None = None, round_to: int | None = None,
+) -> Any:
+    """Keep ``widths[group id]`` channels of each group, the most important ones, and cut the rest out.
+
+    ``importance`` is what :func:`group_importance` returns (or any ranking of
+    the same shape); groups not in ``widths`` keep every channel. Returns the
+    smaller plain model (:func:`tfprune.core.surgery.remove_channels`).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(4, name="hidden"),
+        ...                              tf.keras.layers.Dense(2, name="out")])
+        >>> prune_to_widths(model, {0: 1}, {0: np.array([0.1, 0.9, 0.2, 0.3])}).get_layer("hidden").units
+        1
+    """
+    from tfprune.core.graph import channel_groups
+    from tfprune.core.surgery import remove_channels
+
+    check_keras_model(model)
+    groups = channel_groups(model) if groups is None else groups
+    removals: dict[str, list[int]] = {}
+    for group in groups:
+        if group.id not in widths:
+            continue
+        width = widths[group.id]
+        if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not 1 <= width <= group.size:
+            raise ValueError(f"width of group {group.id} must be 1..{group.size}, got {width!r}")
+        lowest = np.argsort(np.asarray(importance[group.id]), kind="stable")[: group.size - int(width)]
+        if len(lowest):
+            first = group.producers[0]
+            removals.setdefault(first.layer, []).extend(first.offset + int(k) for k in sorted(lowest))
+    return remove_channels(model, removals, round_to=round_to)

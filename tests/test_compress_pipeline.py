@@ -1,0 +1,122 @@
+"""tfprune.compress: the artifact meets the budget, runs in TFLite Micro, and the report is the artifact's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tfprune
+from tfprune.datasets import synthetic_images
+from tfprune.prune.budget import Budget, parse_size
+
+
+def _dense_flash(model, x) -> int:
+    return tfprune.export(model, x[:32], verify=False, progress=False).report["flatbuffer_bytes"]
+
+
+MODELS = {
+    "resnet8": lambda: tfprune.models.resnet8(input_shape=(16, 16, 3), classes=4),
+    "ds_cnn": lambda: tfprune.models.ds_cnn(input_shape=(16, 8, 1), classes=4),
+    "mobilenet_v1": lambda: tfprune.models.mobilenet_v1(0.25, input_shape=(32, 32, 3), classes=4),
+    "small_vgg": lambda: tfprune.models.small_vgg(input_shape=(16, 16, 3), classes=4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_artifact_meets_a_budget_that_needs_every_stage_and_the_report_is_the_artifacts(name):
+    model = MODELS[name]()
+    shape = tuple(model.inputs[0].shape[1:])
+    x, y = synthetic_images(96, shape, classes=4, seed=0)
+    x = (x * 255).astype("float32")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, verbose=0)  # calibrated activations of a trained model, as compress expects
+    budget = Budget(flash=int(_dense_flash(model, x) * 0.6))
+
+    result = tfprune.compress(model, (x, y), (x[:48], y[:48]), budget, epochs=1, verbose=0)
+
+    artifact, report = result.artifact, result.report
+    assert result.meets_budget and report["misses"] == []
+    assert [stage["stage"] for stage in report["stages"]] == ["reference", "channels", "weights"]
+    final = report["final"]
+    assert final["flash"] == len(artifact.flatbuffer) <= budget.flash
+    assert final["arena"] == artifact.report["tflm"]["arena_bytes"]
+    assert final["macs"] == artifact.report["macs"] < report["stages"][0]["macs"]
+    assert final["tflm_agreement"] == 1.0
+    if name in ("resnet8", "small_vgg"):  # 3x3 convs: 4-bit indices pay for their tables
+        assert artifact.report["compression"]["applied"], "the weights stage's LUT encoding is in the artifact"
+    assert 0.0 <= final["accuracy"] <= 1.0
+
+
+def test_a_budget_the_unpruned_model_meets_returns_it_unchanged():
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(32, (16, 16, 3), classes=4, seed=0)
+    result = tfprune.compress(model, (x, y), (x, y), Budget(flash=10 ** 7), epochs=1, verbose=0)
+    assert [stage["stage"] for stage in result.report["stages"]] == ["reference"]
+    assert result.model is model
+
+
+def test_an_unreachable_budget_is_one_line_naming_the_smallest_reached():
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(32, (16, 16, 3), classes=4, seed=0)
+    with pytest.raises(tfprune.BudgetError, match="smallest artifact reached has flash") as error:
+        tfprune.compress(model, (x, y), (x, y), Budget(flash=2000), epochs=0, verbose=0)
+    assert "\n" not in str(error.value)
+
+
+def test_checkpoints_resume_after_the_last_finished_stage(tmp_path):
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(48, (16, 16, 3), classes=4, seed=0)
+    budget = Budget(flash=int(_dense_flash(model, x) * 0.7))
+    first = tfprune.compress(model, (x, y), (x, y), budget, epochs=1, weights="off", checkpoint=tmp_path, verbose=0)
+    again = tfprune.compress(model, (x, y), (x, y), budget, epochs=1, weights="off", checkpoint=tmp_path, verbose=0)
+    assert "resumed" in again.report["stages"][1]["did"]
+    assert again.artifact.flatbuffer == first.artifact.flatbuffer
+
+
+@pytest.mark.parametrize("text, size", [("48KB", 49152), ("48 KiB", 49152), ("49152", 49152), ("1.5MB", 1572864)])
+def test_sizes_parse_as_embedded_developers_write_them(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(), "empty"), (dict(flash="48 parsecs"), "not a size"), (dict(time=1.5), "ratio"), (dict(macs=-1), "macs"),
+])
+def test_bad_budgets_are_one_line(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Budget(**kwargs)
+
+
+def test_bad_arguments_are_one_line():
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(8, (16, 16, 3), classes=4, seed=0)
+    for kwargs, message in ((dict(selector="magic"), "selector"), (dict(weights="zip"), "weights"),
+                            (dict(epochs=-1), "epochs"), (dict(allocation="even"), "allocation")):
+        with pytest.raises(ValueError, match=message):
+            tfprune.compress(model, (x, y), (x, y), Budget(flash=1000), verbose=0, **kwargs)
+    with pytest.raises(ValueError, match="no labels"):
+        tfprune.compress(model, (x, y), x, Budget(flash=1000), verbose=0)
+    with pytest.raises(TypeError, match="Budget"):
+        tfprune.compress(model, (x, y), (x, y), {"flash": 1000}, verbose=0)
+
+
+def test_the_command_writes_the_model_the_artifact_and_the_report(tmp_path):
+    import json
+
+    from tfprune.cli import main
+
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(48, (16, 16, 3), classes=4, seed=0)
+    x = (x * 255).astype("float32")
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    np.savez(tmp_path / "val.npz", x=x[:24], y=y[:24])
+    flash = int(_dense_flash(model, x) * 0.7)
+    args = ["compress", str(tmp_path / "model.keras"), "--train", str(tmp_path / "train.npz"),
+            "--val", str(tmp_path / "val.npz"), "--flash", f"{flash}B", "--epochs", "1", "--weights", "off",
+            "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    written = {path.name for path in (tmp_path / "out").iterdir()}
+    assert {"model.keras", "model.tflite", "model_data.cc", "report.json", "compress.json"} <= written
+    report = json.loads((tmp_path / "out" / "compress.json").read_text())
+    assert report["final"]["flash"] == (tmp_path / "out" / "model.tflite").stat().st_size <= flash
+    assert main(args) == 2, "an existing output folder is kept unless --force"

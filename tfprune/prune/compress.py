@@ -1,0 +1,607 @@
+"""Fit the device: a trained model and a :class:`Budget` in, the most accurate artifact that fits out.
+
+The stages, each checked on the exported artifact (:func:`tfprune.export`):
+
+1. **reference**: the unpruned model exported int8; when it already fits, it is
+   the answer.
+2. **channels**: every tied channel group's sensitivity is measured on the
+   validation data (the loss after keeping 75%, 50% and 25% of the group's
+   channels, chosen by the ``selector``: ``"l1"``, ``"taylor"``, ``"qsae"`` or
+   ``"random"``); widths are allocated by a knapsack over those measured curves
+   (a Lagrangian price on int8 weight bytes), and the price is searched until
+   the exported artifact, weights encoded as the next stage will encode them,
+   meets the budget. The cut is the surgery; the model is then fine-tuned.
+3. **weights**: per-channel LUT clustering (16 values, stored 4-bit by TFLite
+   Micro's DECODE operator), fine-tuned with tfmot's clustering kept.
+4. **int8**: post-training quantization calibrated on the training data.
+
+Fine-tuning is the recovery recipe stated in the report: Adam with a cosine
+learning-rate decay, random crop and flip for images, and distillation from the
+original model (:class:`tfprune.prune.distill.Distiller`) unless ``distill=False``.
+
+Example:
+    >>> import numpy as np, tensorflow as tf
+    >>> from tfprune.models import small_cnn
+    >>> from tfprune.datasets import synthetic_images
+    >>> x, y = synthetic_images(96, (16, 16, 3), classes=4, seed=0)
+    >>> model = small_cnn(input_shape=(16, 16, 3), classes=4)
+    >>> result = compress(model, (x, y), (x[:32], y[:32]), Budget(flash="12KB"), epochs=1, verbose=0)
+    >>> result.meets_budget, result.artifact.report["flatbuffer_bytes"] <= 12 * 1024
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tfprune.keras_model import check_keras_model, labelled_samples, model_sample_shape
+from tfprune.prune.budget import Budget
+
+#: Selectors of the channels stage.
+SELECTORS = ("l1", "taylor", "qsae", "random")
+#: How the channels stage allocates widths.
+ALLOCATIONS = ("sensitivity", "uniform")
+#: Weight encodings of the weights stage.
+WEIGHT_ENCODINGS = ("lut", "off")
+#: Shares of a group's channels kept when its sensitivity is measured.
+SENSITIVITY_LEVELS = (0.75, 0.5, 0.25)
+#: Shares of a group's channels the allocation chooses among.
+WIDTH_GRID = (1.0, 0.875, 0.75, 0.625, 0.5, 0.4375, 0.375, 0.3125, 0.25, 0.1875, 0.125)
+#: Weight of the convex term that spreads a cut where measured losses are flat (nats).
+SPREAD = 0.01
+#: Prices of a byte (loss per share of the model's int8 bytes) the search bisects between, and its steps.
+PRICE_RANGE = (1e-3, 1e4)
+PRICE_STEPS = 8
+#: Exported trials of giving channels back after the price search.
+GIVE_BACK_TRIES = 6
+#: Samples of the validation data that sensitivity is measured on.
+SENSITIVITY_SAMPLES = 1000
+
+
+class BudgetError(ValueError):
+    """The budget cannot be met: the message names the smallest figures reached."""
+
+
+@dataclass
+class CompressResult:
+    """What :func:`compress` returns: the trained ``model``, its ``artifact``, the ``report``, the ``history``.
+
+    ``report["stages"]`` lists every stage with what it did, the artifact's
+    bytes, arena, MACs and accuracy after it, and its seconds.
+    """
+
+    model: Any
+    artifact: Any
+    report: dict[str, Any]
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def meets_budget(self) -> bool:
+        """Whether the final artifact fits every limit of the budget."""
+        return not self.report["misses"]
+
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write the artifact's files, ``model.keras`` and ``compress.json`` into ``directory``."""
+        target = self.artifact.save(directory, overwrite=overwrite)
+        self.model.save(target / "model.keras")
+        _write_json(target / "compress.json", self.report)
+        return target
+
+
+@dataclass
+class _Context:
+    """What every stage reads: the teacher, the data, the recipe and the budget."""
+
+    teacher: Any
+    train: Any
+    x_val: np.ndarray
+    y_val: np.ndarray
+    calibration: np.ndarray
+    budget: Budget
+    dense_macs: int
+    batch_size: int
+    learning_rate: float
+    augment: bool
+    distill: bool
+    seed: int
+    verbose: int
+    history: dict[str, list[float]] = field(default_factory=dict)
+    # exported candidates of the width search, by (widths, encoding): the search revisits prices
+    candidates: dict[Any, tuple[bool, dict[str, Any]]] = field(default_factory=dict)
+
+
+def compress(
+    model: Any,
+    train: Any,
+    val: Any,
+    budget: Budget,
+    *,
+    epochs: int = 10,
+    selector: str = "l1",
+    allocation: str = "sensitivity",
+    channels: bool = True,
+    weights: str = "lut",
+    distill: bool = True,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    augment: bool = True,
+    representative: Any = None,
+    checkpoint: str | Path | None = None,
+    seed: int = 0,
+    verbose: int = 1,
+) -> CompressResult:
+    """The most accurate int8 artifact of ``model`` that fits ``budget`` (see the module docstring).
+
+    Args:
+        model: a trained tf.keras Sequential or functional classifier (not changed).
+        train: ``(x, y)`` arrays (augmented when they are images and ``augment``)
+            or a ``tf.data`` of ``(x, y)`` batches.
+        val: ``(x, y)`` arrays: sensitivity and the artifact's accuracy are measured on them.
+        budget: the :class:`Budget` to fit.
+        epochs: fine-tuning epochs in total, shared by the stages that train.
+        selector: which channels of a group go: ``"l1"``, ``"taylor"``, ``"qsae"``, ``"random"``.
+        allocation: ``"sensitivity"`` (widths from the measured curves) or
+            ``"uniform"`` (one share for every group: the classic L1-filters baseline).
+        channels: run the channels stage.
+        weights: ``"lut"`` (per-channel clustering, 4-bit LUT) or ``"off"``.
+        distill: fine-tune against the original model's soft targets as well as the labels.
+        batch_size, learning_rate: the fine-tuning recipe (Adam, cosine decay).
+        augment: random crop and flip of image data while fine-tuning.
+        representative: int8 calibration samples; default the first 500 of ``train``.
+        checkpoint: a folder where each finished stage is kept; a later call with
+            the same folder continues after the last finished stage.
+        seed: seeds the selection, the training and the data order.
+        verbose: 0 silent, 1 one line per stage (and Keras progress on a terminal).
+
+    Raises:
+        BudgetError: when even the smallest model the stages can make misses the budget.
+    """
+    check_keras_model(model)
+    _check_arguments(epochs, selector, weights, batch_size, learning_rate)
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"unknown allocation {allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
+    if not isinstance(budget, Budget):
+        raise TypeError(f"budget must be a tfprune.Budget, got {type(budget).__name__}")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    shape = model_sample_shape(model)
+    x_val, y_val = labelled_samples(val, shape)
+    if y_val is None:
+        raise ValueError("val has no labels; give (x, y) arrays")
+    calibration = labelled_samples(representative if representative is not None else train, shape, 500)[0]
+    context = _Context(
+        teacher=model, train=train, x_val=x_val, y_val=y_val, calibration=calibration, budget=budget,
+        dense_macs=0, batch_size=batch_size, learning_rate=learning_rate, augment=augment,
+        distill=distill, seed=seed, verbose=verbose)
+    store = _Checkpoints(checkpoint)
+    stages: list[dict[str, Any]] = []
+
+    reference, figures = _stage(stages, store, "reference", context, model,
+                                lambda: (model, "exported the unpruned model int8"), train_epochs=0)
+    context.dense_macs = figures["macs"]
+    current, artifact = reference, figures["artifact"]
+    if budget.misses(figures):
+        split = _epoch_split(epochs, channels, weights != "off")
+        if channels:
+            current, figures = _stage(
+                stages, store, "channels", context, current,
+                lambda: _channels_stage(current, context, selector, allocation, weights, split["channels"]),
+                train_epochs=split["channels"])
+        if weights != "off":
+            current, figures = _stage(
+                stages, store, "weights", context, current,
+                lambda: _weights_stage(current, context, split["weights"]), train_epochs=split["weights"])
+        artifact = figures["artifact"]
+    misses = budget.misses(figures)
+    report = {
+        "budget": budget.as_dict(),
+        "misses": misses,
+        "recipe": _recipe(context, epochs, selector, allocation, weights, channels),
+        "stages": [{key: value for key, value in stage.items() if key != "artifact"} for stage in stages],
+        "final": {key: value for key, value in figures.items() if key != "artifact"},
+    }
+    if misses:
+        raise BudgetError(f"the budget cannot be met: the smallest artifact reached has {_describe(figures)} "
+                          f"({'; '.join(misses)})")
+    return CompressResult(current, artifact, report, context.history)
+
+
+# --- stages -----------------------------------------------------------------------------------
+
+
+def _stage(stages: list[dict[str, Any]], store: _Checkpoints, name: str, context: _Context, model: Any,
+           run: Callable[[], tuple[Any, str]], train_epochs: int) -> tuple[Any, dict[str, Any]]:
+    """Run (or resume) one stage, export its model and record its figures."""
+    started = time.perf_counter()
+    done = store.load(name)
+    if done is not None:
+        result, did = done
+        did += " (resumed from the checkpoint)"
+    else:
+        result, did = run()
+    figures = measure(result, context)
+    entry = {"stage": name, "did": did, "epochs": train_epochs, **figures,
+             "seconds": round(time.perf_counter() - started, 1)}
+    if done is None:
+        store.save(name, result, did)
+    stages.append(entry)
+    _say(context, f"{name}: {did}; {_describe(figures)}, int8 accuracy {figures['accuracy']:.2%}")
+    return result, entry
+
+
+def _channels_stage(model: Any, context: _Context, selector: str, allocation: str, weights: str,
+                    epochs: int) -> tuple[Any, str]:
+    from tfprune.core.graph import channel_groups
+
+    groups = channel_groups(model)
+    importance = _importance(model, selector, context, groups)
+    groups = [group for group in groups if group.id in importance]
+    curves = _sensitivities(model, groups, importance, context) if allocation == "sensitivity" else \
+        _uniform_curves(groups)
+    widths = _search_widths(model, groups, importance, curves, context, weights,
+                            give_back=allocation == "sensitivity")
+    from tfprune.prune.channels import prune_to_widths
+
+    small = prune_to_widths(model, widths, importance, groups=groups)
+    small = _fine_tune(small, context, epochs, "channels")
+    kept = sum(widths.values())
+    total = sum(group.size for group in groups)
+    return small, (f"kept {kept} of {total} channels ({selector} selector, {allocation} widths), "
+                   f"fine-tuned {epochs} epochs")
+
+
+def _weights_stage(model: Any, context: _Context, epochs: int) -> tuple[Any, str]:
+    from tfprune.baselines import cluster_strip, cluster_wrap
+
+    wrapped = cluster_wrap(model, 16)
+    wrapped = _fine_tune(wrapped, context, epochs, "weights", learning_rate=context.learning_rate / 10)
+    return cluster_strip(wrapped), f"clustered to 16 values per channel, fine-tuned {epochs} epochs"
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+def measure(model: Any, context: _Context) -> dict[str, Any]:
+    """Export ``model`` for Cortex-M and measure the artifact: bytes, arena, MACs, time, accuracy."""
+    import tfprune
+    from tfprune.deploy.verify import tflite_accuracy
+
+    artifact = tfprune.export(model, context.calibration, target="cortex-m", verify_data=context.x_val[:200],
+                              progress=False)
+    figures = _artifact_figures(artifact, context)
+    reference = artifact.reference_flatbuffer or artifact.flatbuffer
+    figures["accuracy"] = round(tflite_accuracy(reference, context.x_val, context.y_val), 6)
+    figures["tflm_agreement"] = (artifact.report.get("verification") or {}).get("top1_agreement")
+    figures["artifact"] = artifact
+    return figures
+
+
+def _artifact_figures(artifact: Any, context: _Context) -> dict[str, Any]:
+    report = artifact.report
+    macs = int(report["macs"])
+    return {
+        "flash": int(report["flatbuffer_bytes"]),
+        "arena": int(report["tflm"]["arena_bytes"]),
+        "macs": macs,
+        # a ratio of MACs: the emulated Cortex-M4 count is not wired in yet
+        "time": round(macs / context.dense_macs, 4) if context.dense_macs else 1.0,
+        "time_measured_as": "MACs ratio to the unpruned model",
+    }
+
+
+def _describe(figures: dict[str, Any]) -> str:
+    return (f"flash {figures['flash']:,} B, arena {figures['arena']:,} B, {figures['macs']:,} MACs "
+            f"(time {figures['time']:.2f} of the unpruned model)")
+
+
+# --- channel allocation ------------------------------------------------------------------------
+
+
+def _importance(model: Any, selector: str, context: _Context, groups: list[Any]) -> dict[int, np.ndarray]:
+    if selector == "qsae":
+        from tfprune.prune.qsae.selector import group_importance as qsae_importance
+
+        found = qsae_importance(model, context.x_val, seed=context.seed)
+        return {group.id: found[group.id] for group in groups if group.id in found}
+    from tfprune.prune.channels import group_importance
+
+    data = (context.x_val[:256], context.y_val[:256])
+    return group_importance(model, selector, data, groups=groups, seed=context.seed)
+
+
+def _sensitivities(model: Any, groups: list[Any], importance: dict[int, np.ndarray],
+                   context: _Context) -> dict[int, dict[str, Any]]:
+    """Per group: the validation loss at each kept share, and the int8 bytes one channel costs."""
+    from tfprune.core.count import int8_weight_bytes
+    from tfprune.prune.channels import prune_to_widths
+
+    x, y = context.x_val[:SENSITIVITY_SAMPLES], context.y_val[:SENSITIVITY_SAMPLES]
+    base_loss, base_bytes = _loss(model, x, y), int8_weight_bytes(model)
+    curves = {}
+    for group in groups:
+        points, per_channel = {1.0: base_loss}, []
+        for share in SENSITIVITY_LEVELS:
+            width = max(1, int(round(share * group.size)))
+            if width == group.size:
+                continue
+            smaller = prune_to_widths(model, {group.id: width}, importance, groups=groups)
+            points[width / group.size] = max(_loss(smaller, x, y), base_loss)
+            per_channel.append((base_bytes - int8_weight_bytes(smaller)) / (group.size - width))
+        # a share of the model's bytes, so that prices are comparable across models
+        share = float(np.mean(per_channel)) / base_bytes if per_channel else 0.0
+        curves[group.id] = {"points": points, "bytes_per_channel": share}
+    return curves
+
+
+def _uniform_curves(groups: list[Any]) -> dict[int, dict[str, Any]]:
+    """Curves under which :func:`_allocate` gives every group the same share: loss falls with the share alike."""
+    return {group.id: {"points": {0.0: 1.0, 1.0: 0.0}, "bytes_per_channel": 1.0 / group.size} for group in groups}
+
+
+def _loss(model: Any, x: np.ndarray, y: np.ndarray) -> float:
+    from tfprune.prune.distill import output_logits
+    import tensorflow as tf
+
+    logits = output_logits(model, model.predict(x, batch_size=256, verbose=0))
+    return float(tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)))
+
+
+def _allocate(groups: list[Any], curves: dict[int, dict[str, Any]], price: float) -> dict[int, int]:
+    """Each group's width minimizing predicted loss + price * bytes, over :data:`WIDTH_GRID`.
+
+    A small convex term ``SPREAD * (1 - share)**2`` is added to the measured
+    loss: where the measured curves are flat (an undertrained model, or noise),
+    it spreads the cut over the groups instead of emptying one, and it makes the
+    allocation move gradually with the price, so the search can stop close to
+    the budget.
+    """
+    widths = {}
+    for group in groups:
+        curve = curves[group.id]
+        shares = sorted(curve["points"])
+        losses = [curve["points"][share] for share in shares]
+        best, best_cost = group.size, math.inf
+        for share in WIDTH_GRID:
+            width = max(1, int(round(share * group.size)))
+            kept = width / group.size
+            # below the lowest measured share the loss is extrapolated flat; the spread term still grows
+            loss = float(np.interp(kept, shares, losses)) + SPREAD * (1.0 - kept) ** 2
+            cost = loss + price * curve["bytes_per_channel"] * width
+            if cost < best_cost - 1e-12:
+                best, best_cost = width, cost
+        widths[group.id] = best
+    return widths
+
+
+def _search_widths(model: Any, groups: list[Any], importance: dict[int, np.ndarray],
+                   curves: dict[int, dict[str, Any]], context: _Context, weights: str,
+                   give_back: bool = True) -> dict[int, int]:
+    """The cheapest-loss widths whose exported artifact (weights encoded as planned) meets the budget.
+
+    Bisection on the price of a byte (log scale, :data:`PRICE_RANGE`): the
+    smallest allocation is tried first, so an unreachable budget fails at once.
+    """
+    def fits(price: float) -> tuple[bool, dict[str, Any] | None]:
+        return _fits(model, groups, importance, _allocate(groups, curves, price), context, weights)
+
+    low, high = PRICE_RANGE
+    fitting, smallest = fits(high)
+    while smallest is None and high > low * 10:  # the smallest cut may leave activations TFLite Micro rejects
+        high /= 10
+        fitting, smallest = fits(high)
+    if not fitting:
+        reached = _describe(smallest) if smallest else "no artifact TFLite Micro can run"
+        raise BudgetError(f"the budget cannot be met: the smallest artifact reached has {reached}")
+    for _ in range(PRICE_STEPS):
+        middle = math.sqrt(low * high)
+        if fits(middle)[0]:
+            high = middle
+        else:
+            low = middle
+    widths = _allocate(groups, curves, high)
+    return _give_back(model, groups, importance, curves, widths, context, weights) if give_back else widths
+
+
+def _give_back(model: Any, groups: list[Any], importance: dict[int, np.ndarray], curves: dict[int, dict[str, Any]],
+               widths: dict[int, int], context: _Context, weights: str) -> dict[int, int]:
+    """Widen groups one grid step at a time, least loss per byte first, while the artifact still fits.
+
+    The allocation jumps between prices (widths are a grid); what the budget
+    still allows after the search is given back where it buys the most loss.
+    """
+    by_id = {group.id: group for group in groups}
+    for _ in range(GIVE_BACK_TRIES):
+        options = []
+        for group_id, width in widths.items():
+            size = by_id[group_id].size
+            wider = min(size, width + max(1, int(round(size / 16))))
+            if wider == width:
+                continue
+            curve = curves[group_id]
+            shares = sorted(curve["points"])
+            losses = [curve["points"][share] for share in shares]
+            gain = float(np.interp(width / size, shares, losses) - np.interp(wider / size, shares, losses))
+            cost = max(curve["bytes_per_channel"] * (wider - width), 1e-9)
+            options.append((gain / cost, group_id, wider))
+        for _, group_id, wider in sorted(options, reverse=True):
+            trial = {**widths, group_id: wider}
+            if _fits(model, groups, importance, trial, context, weights)[0]:
+                widths = trial
+                break
+        else:
+            return widths
+    return widths
+
+
+def _fits(model: Any, groups: list[Any], importance: dict[int, np.ndarray], widths: dict[int, int],
+          context: _Context, weights: str) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the model cut to ``widths``, weights encoded as planned, exports within the budget."""
+    key = (tuple(sorted(widths.items())), weights)
+    if key not in context.candidates:
+        from tfprune.prune.channels import prune_to_widths
+
+        candidate = prune_to_widths(model, widths, importance, groups=groups)
+        if weights == "lut":
+            _simulate_clustering(candidate)
+        try:
+            figures = _candidate_figures(candidate, context)
+        except ValueError:  # TFLite Micro cannot run it (e.g. an activation a cut emptied): not a candidate
+            context.candidates[key] = (False, None)
+        else:
+            context.candidates[key] = (not context.budget.misses(figures), figures)
+    return context.candidates[key]
+
+
+def _simulate_clustering(model: Any, clusters: int = 16) -> None:
+    """Give every kernel :func:`tfprune.baselines.cluster_wrap` would cluster ``clusters`` evenly spaced values.
+
+    Fine-tuned centroids differ, but the encoded size depends only on how many
+    values a table holds, so the candidate's bytes are those of the clustered model.
+    """
+    from tfprune.baselines import clusterable
+
+    for layer in model.layers:
+        if not clusterable(layer, clusters):
+            continue
+        kernel = layer.kernel.numpy()
+        axes = tuple(range(kernel.ndim - 1)) if kernel.ndim == 4 else None  # Conv2D per channel, Dense per tensor
+        low, high = kernel.min(axis=axes, keepdims=True), kernel.max(axis=axes, keepdims=True)
+        step = np.where(high > low, (high - low) / (clusters - 1), 1.0)
+        layer.kernel.assign(low + np.round((kernel - low) / step) * step)
+
+
+def _candidate_figures(model: Any, context: _Context) -> dict[str, Any]:
+    """Bytes, arena and MACs of ``model``'s int8 flatbuffer as export stores it (lean, then DECODE where it pays),
+    without the C sources and the output checks export adds."""
+    from tfprune.deploy.compress import compress_weights
+    from tfprune.deploy.flatbuffer import read_model
+    from tfprune.deploy.lean import lean_flatbuffer
+    from tfprune.deploy.micro import MicroRunner
+    from tfprune.deploy.tflite import convert
+
+    encoded = compress_weights(lean_flatbuffer(convert(model, context.calibration[:64])).flatbuffer, mode="auto")
+    flatbuffer = lean_flatbuffer(encoded.flatbuffer).flatbuffer if encoded.needs_decode else encoded.flatbuffer
+    macs = read_model(flatbuffer).macs
+    return {"flash": len(flatbuffer), "arena": MicroRunner(flatbuffer).arena_bytes, "macs": macs,
+            "time": round(macs / context.dense_macs, 4) if context.dense_macs else 1.0,
+            "time_measured_as": "MACs ratio to the unpruned model"}
+
+
+# --- fine-tuning ------------------------------------------------------------------------------
+
+
+def _fine_tune(model: Any, context: _Context, epochs: int, stage: str, learning_rate: float | None = None) -> Any:
+    """Train ``model`` for ``epochs`` with the recipe: Adam, cosine decay, augmentation, distillation."""
+    if epochs == 0:
+        return model
+    import tensorflow as tf
+
+    from tfprune.prune.distill import Distiller
+
+    dataset, steps = _training_data(context)
+    schedule = tf.keras.optimizers.schedules.CosineDecay(learning_rate or context.learning_rate, epochs * steps)
+    optimizer = tf.keras.optimizers.Adam(schedule)
+    student = Distiller(model, context.teacher, alpha=0.9 if context.distill else 0.0)
+    student.compile(optimizer, metrics=["accuracy"])
+    verbose = (1 if sys.stdout.isatty() else 2) if context.verbose else 0
+    history = student.fit(dataset, epochs=epochs, verbose=verbose)
+    for key, values in history.history.items():
+        context.history.setdefault(f"{stage}_{key}", []).extend(float(v) for v in values)
+    return model
+
+
+def _training_data(context: _Context) -> tuple[Any, int]:
+    import tensorflow as tf
+
+    train = context.train
+    if isinstance(train, tf.data.Dataset):
+        steps = int(train.cardinality())
+        return train, max(steps, 1)
+    x, y = labelled_samples(train, model_sample_shape(context.teacher))
+    if y is None:
+        raise ValueError("train has no labels; give (x, y) arrays or a tf.data of (x, y) batches")
+    from tfprune.datasets import image_dataset
+
+    augment = context.augment and x.ndim == 4
+    dataset = image_dataset(x, y, context.batch_size, augment=augment, seed=context.seed, shuffle=True)
+    return dataset, math.ceil(len(x) / context.batch_size)
+
+
+def _epoch_split(epochs: int, channels: bool, weights: bool) -> dict[str, int]:
+    if channels and weights:
+        weight_epochs = max(1, epochs // 3) if epochs > 1 else 0
+        return {"channels": epochs - weight_epochs, "weights": weight_epochs}
+    return {"channels": epochs if channels else 0, "weights": epochs if weights else 0}
+
+
+def _recipe(context: _Context, epochs: int, selector: str, allocation: str, weights: str,
+            channels: bool) -> dict[str, Any]:
+    return {
+        "epochs": epochs, "optimizer": "Adam, cosine decay to 0 per stage",
+        "learning_rate": context.learning_rate, "weights_stage_learning_rate": context.learning_rate / 10,
+        "batch_size": context.batch_size, "augmentation": "random crop (4 px padding) and flip" if context.augment
+        else "none", "distillation": "alpha 0.9, temperature 4" if context.distill else "none",
+        "selector": selector if channels else None, "allocation": allocation if channels else None,
+        "weights": weights, "seed": context.seed,
+    }
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+class _Checkpoints:
+    """Each finished stage's model and description in a folder, so an interrupted run resumes."""
+
+    def __init__(self, folder: str | Path | None) -> None:
+        self.folder = None if folder is None else Path(folder)
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+
+    def load(self, name: str) -> tuple[Any, str] | None:
+        if self.folder is None or not (self.folder / f"{name}.json").exists():
+            return None
+        import tensorflow as tf
+
+        did = json.loads((self.folder / f"{name}.json").read_text())["did"]
+        return tf.keras.models.load_model(self.folder / f"{name}.keras", compile=False), did
+
+    def save(self, name: str, model: Any, did: str) -> None:
+        if self.folder is None:
+            return
+        staging = self.folder / f".{name}.keras"
+        model.save(staging)
+        staging.replace(self.folder / f"{name}.keras")
+        _write_json(self.folder / f"{name}.json", {"did": did})
+
+
+def _write_json(path: Path, value: Any) -> None:
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(json.dumps(value, indent=2, default=float))
+    staging.replace(path)
+
+
+def _say(context: _Context, line: str) -> None:
+    if context.verbose:
+        print(f"compress: {line}", flush=True)
+
+
+def _check_arguments(epochs: Any, selector: Any, weights: Any, batch_size: Any, learning_rate: Any) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+    if selector not in SELECTORS:
+        raise ValueError(f"unknown selector {selector!r}; choose one of {', '.join(SELECTORS)}")
+    if weights not in WEIGHT_ENCODINGS:
+        raise ValueError(f"unknown weights encoding {weights!r}; choose one of {', '.join(WEIGHT_ENCODINGS)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
