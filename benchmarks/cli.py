@@ -105,7 +105,15 @@ def _page(folder: Path, markdown: Path, results: list[dict]) -> str:
     from benchmarks.markdown import render
 
     return (render(results, _plot_paths(results, markdown, folder), archived(folder))
-            + _scenario_sections(folder, markdown))
+            + _compress_section(folder) + _scenario_sections(folder, markdown))
+
+
+def _compress_section(folder: Path) -> str:
+    """The compress family's table (tools/bench-compress writes its rows), marked against this checkout's code."""
+    from benchmarks import compress_family
+
+    root = Path(__file__).resolve().parent.parent
+    return compress_family.section(compress_family.read_rows(folder), compress_family.code_provenance(root)["fingerprint"])
 
 
 def _write(folder: Path, markdown: Path) -> None:
@@ -139,7 +147,12 @@ def _check(folder: Path, markdown: Path) -> int:
     """Audit the results (benchmarks.audit), then compare the page with what they render."""
     from benchmarks.audit import audit
 
+    from benchmarks import compress_family
+
     outcome = audit(folder)
+    for number, row in enumerate(compress_family.read_rows(folder), 1):
+        outcome.failures += [f"{compress_family.RESULTS}:{number}: {problem}"
+                             for problem in compress_family.row_problems(row)]
     for line in outcome.report:
         print(line)
     for failure in outcome.failures:

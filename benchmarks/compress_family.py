@@ -46,6 +46,12 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 VALIDATION_SAMPLES = 5000
 AGREEMENT_SAMPLES = 200
+#: Where the rows live, under the results folder (apart from the tiers' tables: other fields).
+RESULTS = Path("compress") / "resnet8_cifar10.jsonl"
+#: The issue's goals: (budget in KB, accuracy at least).
+GOALS = ((48, 0.86), (24, 0.85))
+#: MLPerf's int8 reference file, the size a user deploys without tfprune.
+MLPERF_INT8_BYTES = 98_496
 
 
 def code_provenance(root: Path) -> dict[str, Any]:
@@ -104,6 +110,104 @@ def run(method: str, budget_bytes: int, epochs: int, seed: int = 0, root: Path =
     return row
 
 
+def row_problems(row: dict[str, Any]) -> list[str]:
+    """What is wrong with a compress row: a field out of range, or a row from a dirty tree.
+
+    Example:
+        >>> row_problems({"method": "compress", "budget_bytes": 1024, "fits": True, "flash": 2000,
+        ...               "accuracy": 0.5, "tflm_agreement": 1.0, "seconds": 1.0, "clean": True, "commit": "abc"})
+        ['flash 2000 is over the budget 1024 in a row that fits']
+    """
+    problems = []
+    if row.get("method") not in METHODS:
+        problems.append(f"method {row.get('method')!r} is not a compress method")
+    if not row.get("clean") or str(row.get("commit", "")).endswith("-dirty") or not row.get("commit"):
+        problems.append("ran on a tree with uncommitted changes; re-run it from a clean checkout")
+    if not isinstance(row.get("seconds"), (int, float)) or row["seconds"] < 0:
+        problems.append(f"seconds {row.get('seconds')!r} is not >= 0")
+    if row.get("fits"):
+        if not isinstance(row.get("flash"), int) or row["flash"] <= 0:
+            problems.append(f"flash {row.get('flash')!r} is not a positive int")
+        elif row["flash"] > row.get("budget_bytes", 0):
+            problems.append(f"flash {row['flash']} is over the budget {row.get('budget_bytes')} in a row that fits")
+        for name in ("accuracy", "tflm_agreement"):
+            if not isinstance(row.get(name), (int, float)) or not 0 <= row[name] <= 1:
+                problems.append(f"{name} {row.get(name)!r} is not in [0, 1]")
+    return problems
+
+
+def read_rows(folder: Path) -> list[dict[str, Any]]:
+    """The compress rows under the results ``folder`` ([] when there are none)."""
+    path = Path(folder) / RESULTS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def section(rows: list[dict[str, Any]], fingerprint: str) -> str:
+    """The page's ``compress`` section: one table row per run, the goals marked met or not.
+
+    A run whose code fingerprint differs from ``fingerprint`` (the checkout's) is marked with †.
+
+    Example:
+        >>> section([], "x")
+        ''
+    """
+    if not rows:
+        return ""
+    ordered = sorted(rows, key=lambda r: (-r["budget_bytes"], list(METHODS).index(r["method"]), r["seed"]))
+    lines = [
+        "", "## compress: MLPerf's trained ResNet-8 fitted to a flash budget", "",
+        "Every row starts from MLPerf Tiny's trained ResNet-8 and gets the same recipe and epochs "
+        "(Adam, cosine decay, crop and flip; `recipe` in each row): 45,000 CIFAR-10 training images "
+        "to fine-tune, the last 5,000 to measure sensitivity (MLPerf trained on them, so validation "
+        "accuracy reads high); accuracy is the int8 artifact's on the 10,000 test images (TFLite "
+        "interpreter on the artifact without DECODE; `TFLM` is TFLite Micro's agreement with it on 200 "
+        "test images). Budget 1 KB = 1,024 B. MLPerf's own int8 file is 98,496 B; tfprune's dense int8 "
+        "export of the same model is 85,968 B (lean) at 87.02%.", "",
+        "| budget | method | epochs | fits | flash B | arena B | accuracy | TFLM | seconds | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in ordered:
+        mark = "" if row.get("fingerprint") == fingerprint else " †"
+        if row.get("fits"):
+            figures = (f"yes | {row['flash']:,} | {row['arena']:,} | {row['accuracy']:.2%} | "
+                       f"{row['tflm_agreement']:.2f}")
+        else:
+            figures = "no | - | - | - | -"
+        lines.append(f"| {row['budget_bytes'] // 1024} KB | {row['method']}{mark} | {row['epochs']} | {figures} | "
+                     f"{row['seconds']:,.0f} | {row['commit']} |")
+    lines += ["", *_goal_lines(rows),
+              "", "† the code changed since the row ran (its fingerprint differs from this checkout's); refresh "
+              "with `tools/bench-compress METHOD BUDGET_KB --epochs 8` from a clean checkout.",
+              "Reproduce a row: `tools/bench-compress compress 48 --epochs 8` (about 18 minutes on 2 busy cores)."]
+    return "\n".join(lines) + "\n"
+
+
+def _goal_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["Goals (issue 16):", ""]
+    for budget_kb, target in GOALS:
+        runs = [r for r in rows if r["method"] == "compress" and r["budget_bytes"] == budget_kb * 1024 and r.get("fits")]
+        if not runs:
+            lines.append(f"- >= {target:.0%} at <= {budget_kb} KB: not measured yet")
+            continue
+        best = max(r["accuracy"] for r in runs)
+        verdict = "met" if best >= target else f"not met, {100 * (target - best):.2f} points short"
+        lines.append(f"- >= {target:.0%} at <= {budget_kb} KB: {verdict} ({best:.2%})")
+    for budget in sorted({r["budget_bytes"] for r in rows}, reverse=True):
+        ours = [r["accuracy"] for r in rows if r["budget_bytes"] == budget and r["method"] == "compress" and r.get("fits")]
+        l1 = [r["accuracy"] for r in rows if r["budget_bytes"] == budget and r["method"] == "l1-uniform"
+              and r.get("fits")]
+        if ours and l1:
+            verdict = "above" if max(ours) > max(l1) else "not above"
+            lines.append(f"- compress {verdict} L1 filters at {budget // 1024} KB, same epochs: "
+                         f"{max(ours):.2%} vs {max(l1):.2%}")
+        elif ours:
+            lines.append(f"- L1 filters at {budget // 1024} KB with the same epochs: not measured yet")
+    agreements = [r["tflm_agreement"] for r in rows if r.get("fits")]
+    if agreements:
+        lines.append(f"- TFLite Micro agreement 1.0 on every row: {'met' if min(agreements) == 1.0 else 'not met'}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """``tools/bench-compress METHOD BUDGET_KB [--epochs N] [--seed S] [--results FILE]``: one row, appended."""
     import argparse
@@ -113,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("budget_kb", type=int, help="flash budget in KB (1 KB = 1024 B)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--results", default="tools/results/compress_resnet8_cifar10.jsonl")
+    parser.add_argument("--results", default=str(Path("tools/results") / RESULTS))
     parser.add_argument("--allow-dirty", action="store_true", help="run from a tree with uncommitted changes")
     args = parser.parse_args(argv)
     root = Path(__file__).resolve().parent.parent
@@ -122,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
               "committed code) or pass --allow-dirty for a trial", flush=True)
         return 2
     row = run(args.method, args.budget_kb * 1024, args.epochs, args.seed, root)
+    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     with open(args.results, "a") as results:
         results.write(json.dumps(row) + "\n")
     print(json.dumps({key: row.get(key) for key in ("method", "budget_bytes", "fits", "flash", "accuracy",
