@@ -2,7 +2,8 @@
 
 - :func:`tfmot_magnitude`: tensorflow-model-optimization's ``prune_low_magnitude``
   with a polynomial schedule, fine-tuned and stripped. The static unstructured
-  baseline: its zeros save nothing on TensorFlow Lite Micro.
+  baseline: its zeros save flash on TensorFlow Lite Micro only when the export
+  stores them with DECODE PRUNE (``compress="auto"``, the default).
 - :func:`tfmot_cluster`: tfmot weight clustering (per output channel for
   Conv2D), fine-tuned and stripped. Each output channel keeps at most
   ``clusters`` distinct values, so ``tfprune.export`` stores it with TFLite
