@@ -29,7 +29,8 @@ DATA_FIXTURES = {"shared_data", "mlperf_quant", "trained_mnist", "mlperf_int8", 
 DATA_READERS = re.compile(r"\b(mlperf_path|data_dir|load_cifar10|cifar10_split|cifar10_dataset|load_mnist"
                           r"|mlperf_perf_indices|mlperf_calibration_indices|cifar10_drift_stream)\(|weights=\"mlperf\"")
 #: Whole modules: the emulator, and surgery on every reference model.
-INTEGRATION_MODULES = {"test_emulate.py", "test_reference_surgery.py"}
+INTEGRATION_MODULES = {"test_emulate.py", "test_reference_surgery.py", "test_compress_pipeline.py",
+                       "test_prune_encoding.py"}
 #: Tests that compile with arm-none-eabi-g++ or take more than about 3 s without real data
 #: (on a 2-core host, or over 4 s on a busy one).
 INTEGRATION_TESTS = {
@@ -60,6 +61,9 @@ INTEGRATION_TESTS = {
     "test_reconvene.py::test_residual_groups_are_rectified_together",
     "test_surgery.py::test_smaller_model_exports_smaller_and_runs_in_tflite_micro",
     "test_surgery.py::test_smaller_binary_model_exports_smaller_for_lce",
+    "test_distill.py::test_distilled_student_moves_toward_the_teacher_and_only_the_student_trains",
+    "test_binary.py::test_arsp_takes_its_old_ratios_keyword_with_a_deprecation_warning",
+    "test_baselines.py::test_magnitude_reaches_target_sparsity_and_its_zeros_pay_only_prune_encoded",
 }
 #: Doctests of more than about 3 s (a PPO agent, training with tfmot or larq, a full Reconvene or export).
 INTEGRATION_DOCTESTS = {
@@ -74,6 +78,10 @@ INTEGRATION_DOCTESTS = {
     "tfprune.prune.binary.training.FlipRatio",
     "tfprune.prune.reconvene",
     "tfprune.prune.reconvene.reconvene",
+    "tfprune.prune.compress",
+    "tfprune.prune.channels.taylor_channel_pruning",
+    "tfprune.prune.qsae.selector",
+    "tfprune.prune.qsae.selector.group_importance",
 }
 
 
