@@ -26,7 +26,7 @@ from tfprune.deploy import emulate as emulation
 from tfprune.deploy.micro import MicroRunner
 
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware" / "cortex_m"
-MODELS = ["resnet8", "resnet8_l1", "resnet8_lut", "resnet8_binary", "ds_cnn", "mobilenet_v1"]
+MODELS = ["resnet8", "resnet8_l1", "resnet8_lut", "resnet8_prune", "resnet8_binary", "ds_cnn", "mobilenet_v1"]
 # A reference-kernel ResNet-8 inference is ~0.8 G emulated instructions (CMSIS-NN: ~30 M).
 SAMPLES = {"cmsis_nn": 3, "reference": 1}
 
@@ -61,6 +61,16 @@ def _snap_to_16_values(model):
     return model
 
 
+def _magnitude_masked(model, sparsity: float = 0.75):
+    """Every conv/dense kernel with its smallest weights zeroed, as unstructured pruning leaves it."""
+    for layer in model.layers:
+        if layer.__class__.__name__ in ("Conv2D", "Dense"):
+            kernel, *rest = layer.get_weights()
+            threshold = np.quantile(np.abs(kernel), sparsity)
+            layer.set_weights([np.where(np.abs(kernel) > threshold, kernel, 0.0), *rest])
+    return model
+
+
 def _normalized(model, x):
     """Untrained BatchNorm statistics set from the data, so that activations neither vanish nor explode."""
     import tensorflow as tf
@@ -91,9 +101,10 @@ def _artifact(name: str) -> tuple[tfprune.Artifact, np.ndarray]:
             "resnet8": lambda: tfprune.models.resnet8(),
             "resnet8_l1": lambda: l1_filter_pruning(tfprune.models.resnet8(), 0.5),
             "resnet8_lut": lambda: _snap_to_16_values(tfprune.models.resnet8()),
+            "resnet8_prune": lambda: _magnitude_masked(tfprune.models.resnet8()),
             "resnet8_binary": lambda: for_micro(tfprune.models.binary_resnet8()),
         }[name]()
-        compress = "lut" if name == "resnet8_lut" else "auto"
+        compress = {"resnet8_lut": "lut", "resnet8_prune": "prune"}.get(name, "auto")
     elif name == "ds_cnn":
         x = rng.normal(0, 1, (40, 49, 10, 1)).astype(np.float32)
         model = _normalized(tfprune.models.ds_cnn(), x[:32])
@@ -116,8 +127,8 @@ def _host_outputs(artifact: tfprune.Artifact, x: np.ndarray) -> np.ndarray:
 def test_outputs_on_the_cortex_m4_are_the_host_interpreters(name, kernels):
     artifact, x = _artifact(name)
     x = x[:SAMPLES[kernels]]
-    if name in ("resnet8_lut", "resnet8_binary"):
-        assert "DECODE" in artifact.report["operators"], "expected a LUT-compressed (DECODE) model"
+    if name in ("resnet8_lut", "resnet8_prune", "resnet8_binary"):
+        assert "DECODE" in artifact.report["operators"], "expected a DECODE-compressed (LUT or PRUNE) model"
     result = tfprune.emulate(artifact, x, kernels=kernels)
 
     assert result.outputs.dtype == np.int8 and result.outputs.shape == (len(x), *artifact.report["outputs"][0]["shape"][1:])
