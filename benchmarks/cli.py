@@ -130,8 +130,15 @@ def _write(folder: Path, markdown: Path) -> None:
 
 
 def _scenario_sections(folder: Path, markdown: Path) -> str:
-    """The tables tools/drift wrote (drift_<dataset>_<tier>.md) with their plots, after the benchmark tables."""
+    """The tables tools/drift and tools/prune_encoding wrote, after the benchmark tables."""
     sections = []
+    encoding = folder / "prune_encoding.md"
+    if encoding.exists():
+        sections.append("\n## DECODE PRUNE and the lean flatbuffer: bytes, arena, host time\n\n"
+                        "MLPerf's trained ResNet-8 with per-layer magnitude masks, no fine-tuning (the accuracy "
+                        "collapse is the masks', the float model shows it too); every file's TFLite Micro outputs "
+                        "are bit-identical to the converter's. The benchmark's tfmot rows above carry the "
+                        "PRUNE-encoded bytes after fine-tuning.\n\n" + encoding.read_text().strip() + "\n")
     for table in sorted(folder.glob("drift_*.md")):
         tier = table.stem.rsplit("_", 1)[-1]
         text = f"\n## QSAE drift scenario, {tier} tier\n\n{table.read_text().strip()}\n"
