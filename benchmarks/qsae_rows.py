@@ -207,6 +207,6 @@ def _controls(results: list[dict[str, Any]]) -> list[str]:
             text = (f"At tfmot's {sparsity:.0%} nonzero count: QSAE {ours['accuracy']:.2%} in {ours['bytes']:,.0f} B, "
                     f"L1 filters {l1_same['accuracy']:.2%} in {l1_same['bytes']:,.0f} B")
             if tfmot:
-                text += f", tfmot {tfmot['accuracy']:.2%} in {tfmot['bytes']:,.0f} B (its zeros save no bytes)"
+                text += f", tfmot {tfmot['accuracy']:.2%} in {tfmot['bytes']:,.0f} B (its zeros PRUNE-encoded where the row was measured after issue 15, else stored plain)"
             out.append(text + ".")
     return out
