@@ -32,7 +32,7 @@ def test_artifact_meets_a_budget_that_needs_every_stage_and_the_report_is_the_ar
     model.fit(x, y, epochs=2, verbose=0)  # calibrated activations of a trained model, as compress expects
     budget = Budget(flash=int(_dense_flash(model, x) * 0.6))
 
-    result = tfprune.compress(model, (x, y), (x[:48], y[:48]), budget, epochs=1, verbose=0)
+    result = tfprune.compress(model, (x, y), (x[:48], y[:48]), budget, epochs=1, search_steps=3, verbose=0)
 
     artifact, report = result.artifact, result.report
     assert result.meets_budget and report["misses"] == []
@@ -59,7 +59,7 @@ def test_an_unreachable_budget_is_one_line_naming_the_smallest_reached():
     model = MODELS["small_vgg"]()
     x, y = synthetic_images(32, (16, 16, 3), classes=4, seed=0)
     with pytest.raises(tfprune.BudgetError, match="smallest artifact reached has flash") as error:
-        tfprune.compress(model, (x, y), (x, y), Budget(flash=2000), epochs=0, verbose=0)
+        tfprune.compress(model, (x, y), (x, y), Budget(flash=2000), epochs=0, search_steps=2, verbose=0)
     assert "\n" not in str(error.value)
 
 
@@ -67,8 +67,10 @@ def test_checkpoints_resume_after_the_last_finished_stage(tmp_path):
     model = MODELS["small_vgg"]()
     x, y = synthetic_images(48, (16, 16, 3), classes=4, seed=0)
     budget = Budget(flash=int(_dense_flash(model, x) * 0.7))
-    first = tfprune.compress(model, (x, y), (x, y), budget, epochs=1, weights="off", checkpoint=tmp_path, verbose=0)
-    again = tfprune.compress(model, (x, y), (x, y), budget, epochs=1, weights="off", checkpoint=tmp_path, verbose=0)
+    first = tfprune.compress(model, (x, y), (x, y), budget, epochs=1, weights="off", checkpoint=tmp_path,
+                             search_steps=2, verbose=0)
+    again = tfprune.compress(model, (x, y), (x, y), budget, epochs=1, weights="off", checkpoint=tmp_path,
+                             search_steps=2, verbose=0)
     assert "resumed" in again.report["stages"][1]["did"]
     assert again.artifact.flatbuffer == first.artifact.flatbuffer
 
@@ -90,7 +92,8 @@ def test_bad_arguments_are_one_line():
     model = MODELS["small_vgg"]()
     x, y = synthetic_images(8, (16, 16, 3), classes=4, seed=0)
     for kwargs, message in ((dict(selector="magic"), "selector"), (dict(weights="zip"), "weights"),
-                            (dict(epochs=-1), "epochs"), (dict(allocation="even"), "allocation")):
+                            (dict(epochs=-1), "epochs"), (dict(allocation="even"), "allocation"),
+                            (dict(search_steps=0), "search_steps")):
         with pytest.raises(ValueError, match=message):
             tfprune.compress(model, (x, y), (x, y), Budget(flash=1000), verbose=0, **kwargs)
     with pytest.raises(ValueError, match="no labels"):
@@ -112,7 +115,7 @@ def test_the_command_writes_the_model_the_artifact_and_the_report(tmp_path):
     np.savez(tmp_path / "val.npz", x=x[:24], y=y[:24])
     flash = int(_dense_flash(model, x) * 0.7)
     args = ["compress", str(tmp_path / "model.keras"), "--train", str(tmp_path / "train.npz"),
-            "--val", str(tmp_path / "val.npz"), "--flash", f"{flash}B", "--epochs", "1", "--weights", "off",
+            "--val", str(tmp_path / "val.npz"), "--flash", f"{flash}B", "--epochs", "1", "--weights", "off", "--search-steps", "2",
             "--out", str(tmp_path / "out")]
     assert main(args) == 0
     written = {path.name for path in (tmp_path / "out").iterdir()}

@@ -113,6 +113,7 @@ class _Context:
     distill: bool
     seed: int
     verbose: int
+    search_steps: int = 8
     history: dict[str, list[float]] = field(default_factory=dict)
     # exported candidates of the width search, by (widths, encoding): the search revisits prices
     candidates: dict[Any, tuple[bool, dict[str, Any]]] = field(default_factory=dict)
@@ -135,6 +136,7 @@ def compress(
     augment: bool = True,
     representative: Any = None,
     checkpoint: str | Path | None = None,
+    search_steps: int = PRICE_STEPS,
     seed: int = 0,
     verbose: int = 1,
 ) -> CompressResult:
@@ -158,6 +160,8 @@ def compress(
         representative: int8 calibration samples; default the first 500 of ``train``.
         checkpoint: a folder where each finished stage is kept; a later call with
             the same folder continues after the last finished stage.
+        search_steps: bisection steps of the width search (each converts and
+            measures a candidate); fewer is faster and lands less close to the budget.
         seed: seeds the selection, the training and the data order.
         verbose: 0 silent, 1 one line per stage (and Keras progress on a terminal).
 
@@ -166,6 +170,8 @@ def compress(
     """
     check_keras_model(model)
     _check_arguments(epochs, selector, weights, batch_size, learning_rate)
+    if isinstance(search_steps, bool) or not isinstance(search_steps, int) or search_steps < 1:
+        raise ValueError(f"search_steps must be a positive int, got {search_steps!r}")
     if allocation not in ALLOCATIONS:
         raise ValueError(f"unknown allocation {allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
     if not isinstance(budget, Budget):
@@ -181,7 +187,7 @@ def compress(
     context = _Context(
         teacher=model, train=train, x_val=x_val, y_val=y_val, calibration=calibration, budget=budget,
         dense_macs=0, batch_size=batch_size, learning_rate=learning_rate, augment=augment,
-        distill=distill, seed=seed, verbose=verbose)
+        distill=distill, seed=seed, verbose=verbose, search_steps=search_steps)
     store = _Checkpoints(checkpoint)
     stages: list[dict[str, Any]] = []
 
@@ -401,7 +407,7 @@ def _search_widths(model: Any, groups: list[Any], importance: dict[int, np.ndarr
     if not fitting:
         reached = _describe(smallest) if smallest else "no artifact TFLite Micro can run"
         raise BudgetError(f"the budget cannot be met: the smallest artifact reached has {reached}")
-    for _ in range(PRICE_STEPS):
+    for _ in range(context.search_steps):
         middle = math.sqrt(low * high)
         if fits(middle)[0]:
             high = middle
@@ -419,7 +425,7 @@ def _give_back(model: Any, groups: list[Any], importance: dict[int, np.ndarray],
     still allows after the search is given back where it buys the most loss.
     """
     by_id = {group.id: group for group in groups}
-    for _ in range(GIVE_BACK_TRIES):
+    for _ in range(min(GIVE_BACK_TRIES, context.search_steps)):
         options = []
         for group_id, width in widths.items():
             size = by_id[group_id].size
