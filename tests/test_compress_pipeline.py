@@ -123,3 +123,21 @@ def test_the_command_writes_the_model_the_artifact_and_the_report(tmp_path):
     report = json.loads((tmp_path / "out" / "compress.json").read_text())
     assert report["final"]["flash"] == (tmp_path / "out" / "model.tflite").stat().st_size <= flash
     assert main(args) == 2, "an existing output folder is kept unless --force"
+
+
+def test_uniform_widths_cut_every_group_alike_and_no_further_than_the_budget_needs():
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(48, (16, 16, 3), classes=4, seed=0)
+    x = (x * 255).astype("float32")
+    dense = _dense_flash(model, x)
+    budget = Budget(flash=int(dense * 0.7))
+    result = tfprune.compress(model, (x, y), (x, y), budget, epochs=0, allocation="uniform", weights="off",
+                              search_steps=4, verbose=0)
+    final = result.report["final"]
+    assert final["flash"] <= budget.flash
+    # one share for all groups: the smallest grid share that fits, not a collapse to a channel or two
+    assert final["flash"] > 0.4 * dense
+    widths = {layer.name: layer.filters for layer in result.model.layers if hasattr(layer, "filters")}
+    originals = {layer.name: layer.filters for layer in model.layers if hasattr(layer, "filters")}
+    shares = {round(widths[name] / originals[name], 2) for name in widths}
+    assert len(shares) == 1, shares

@@ -349,8 +349,15 @@ def _sensitivities(model: Any, groups: list[Any], importance: dict[int, np.ndarr
 
 
 def _uniform_curves(groups: list[Any]) -> dict[int, dict[str, Any]]:
-    """Curves under which :func:`_allocate` gives every group the same share: loss falls with the share alike."""
-    return {group.id: {"points": {0.0: 1.0, 1.0: 0.0}, "bytes_per_channel": 1.0 / group.size} for group in groups}
+    """Curves under which :func:`_allocate` gives every group the same share, moving smoothly with the price.
+
+    Every group gets the same convex "loss" ``(1 - share)**2`` and the same cost
+    per share of its channels, so all choose the same grid share, and a higher
+    price lowers it step by step (a linear loss would jump from all to nothing).
+    """
+    shares = sorted({0.0, *WIDTH_GRID})
+    return {group.id: {"points": {share: (1.0 - share) ** 2 for share in shares},
+                       "bytes_per_channel": 1.0 / group.size} for group in groups}
 
 
 def _loss(model: Any, x: np.ndarray, y: np.ndarray) -> float:
