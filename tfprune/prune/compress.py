@@ -60,6 +60,9 @@ SPREAD = 0.01
 #: Prices of a byte (loss per share of the model's int8 bytes) the search bisects between, and its steps.
 PRICE_RANGE = (1e-3, 1e4)
 PRICE_STEPS = 8
+#: Share of the flash and arena budgets the width search leaves free: the fine-tuned clusters can
+#: encode a little larger than the evenly spaced ones the search simulates.
+PLANNING_MARGIN = 0.03
 #: Exported trials of giving channels back after the price search.
 GIVE_BACK_TRIES = 6
 #: Samples of the validation data that sensitivity is measured on.
@@ -470,8 +473,16 @@ def _fits(model: Any, groups: list[Any], importance: dict[int, np.ndarray], widt
         except ValueError:  # TFLite Micro cannot run it (e.g. an activation a cut emptied): not a candidate
             context.candidates[key] = (False, None)
         else:
-            context.candidates[key] = (not context.budget.misses(figures), figures)
+            context.candidates[key] = (not _planning_budget(context.budget).misses(figures), figures)
     return context.candidates[key]
+
+
+def _planning_budget(budget: Budget) -> Budget:
+    """``budget`` with :data:`PLANNING_MARGIN` taken off its flash and arena, for the search's candidates."""
+    def tighter(limit: int | None) -> int | None:
+        return None if limit is None else max(1, int(limit * (1 - PLANNING_MARGIN)))
+
+    return Budget(flash=tighter(budget.flash), arena=tighter(budget.arena), macs=budget.macs, time=budget.time)
 
 
 def _simulate_clustering(model: Any, clusters: int = 16) -> None:
