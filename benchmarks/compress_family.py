@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -61,15 +60,13 @@ def code_provenance(root: Path) -> dict[str, Any]:
         >>> sorted(code_provenance(Path(".")))
         ['clean', 'commit', 'fingerprint']
     """
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
+    from benchmarks import provenance
 
-    digest = hashlib.sha256()
-    for path in sorted([*root.glob("tfprune/**/*.py"), root / "benchmarks" / "compress_family.py"]):
-        digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "clean": git("status", "--porcelain", "--untracked-files=no") == "",
-            "fingerprint": digest.hexdigest()[:16]}
+    files = {path.relative_to(root).as_posix(): provenance.file_hash(path)
+             for path in sorted([*root.glob("tfprune/**/*.py"), root / "benchmarks" / "compress_family.py"])}
+    # the clean check leaves out the results the runs append to (a tracked file), as the harness's does
+    return {"commit": provenance.git_commit(), "clean": provenance.tree_clean(),
+            "fingerprint": provenance.fingerprint(files)}
 
 
 def run(method: str, budget_bytes: int, epochs: int, seed: int = 0, root: Path = Path(".")) -> dict[str, Any]:
