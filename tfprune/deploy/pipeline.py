@@ -186,7 +186,7 @@ def _export_cortex_m(
 ) -> Artifact:
     info = read_model(flatbuffer)
     c_array.op_resolver_calls(info.op_names)  # names the first operator TFLite Micro lacks
-    deployed, plain, compressed, lean_entry = _micro_flatbuffer(flatbuffer, compress_mode, lean, check_x)
+    deployed, plain, compressed, lean_entry = micro_flatbuffer(flatbuffer, compress_mode, lean, check_x)
     verification = verify_micro(deployed, flatbuffer, check_x, check_y, progress) if check_x is not None else None
     report = build_report(deployed, target="cortex-m", quantization="int8", io=io,
                           compression=_compression_entry(compress_mode, compressed, plain, lean_entry["applied"],
@@ -246,13 +246,22 @@ def _emulated_entry(artifact: Artifact, samples: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _micro_flatbuffer(
+def micro_flatbuffer(
     flatbuffer: bytes, compress_mode: str, lean: bool, check_x: np.ndarray | None
 ) -> tuple[bytes, bytes, compress.CompressionResult, dict[str, Any]]:
     """(file to deploy, the same without DECODE, the compression result, the report's lean entry).
 
     The converter's file is made lean (if asked), then DECODE-compressed; every rewritten file must
-    give TFLite Micro's outputs of the converter's file, bit for bit.
+    give TFLite Micro's outputs of the converter's file, bit for bit (on the first samples of
+    ``check_x``, else seeded random ones). This is what :func:`export` stores for ``cortex-m``.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2)])
+        >>> converted = tflite.convert(model, np.random.default_rng(0).random((8, 4), np.float32))
+        >>> deployed, plain, _, lean = micro_flatbuffer(converted, "auto", True, None)
+        >>> len(deployed) < len(converted), lean["applied"]
+        (True, True)
     """
     probe = _Probe(flatbuffer, check_x)
     plain, lean_entry = _lean(flatbuffer, probe) if lean else (flatbuffer, {"applied": False, "note": "lean=False"})

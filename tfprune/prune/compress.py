@@ -296,10 +296,13 @@ def measure(model: Any, context: _Context) -> dict[str, Any]:
 
 def _artifact_figures(artifact: Any, context: _Context) -> dict[str, Any]:
     report = artifact.report
-    macs = int(report["macs"])
+    return _figures(int(report["flatbuffer_bytes"]), int(report["tflm"]["arena_bytes"]), int(report["macs"]), context)
+
+
+def _figures(flash: int, arena: int, macs: int, context: _Context) -> dict[str, Any]:
     return {
-        "flash": int(report["flatbuffer_bytes"]),
-        "arena": int(report["tflm"]["arena_bytes"]),
+        "flash": flash,
+        "arena": arena,
         "macs": macs,
         # a ratio of MACs: the emulated Cortex-M4 count is not wired in yet
         "time": round(macs / context.dense_macs, 4) if context.dense_macs else 1.0,
@@ -505,19 +508,14 @@ def _simulate_clustering(model: Any, clusters: int = 16) -> None:
 
 def _candidate_figures(model: Any, context: _Context) -> dict[str, Any]:
     """Bytes, arena and MACs of ``model``'s int8 flatbuffer as export stores it (lean, then DECODE where it pays),
-    without the C sources and the output checks export adds."""
-    from tfprune.deploy.compress import compress_weights
+    without the C sources and the verification export adds."""
     from tfprune.deploy.flatbuffer import read_model
-    from tfprune.deploy.lean import lean_flatbuffer
     from tfprune.deploy.micro import MicroRunner
+    from tfprune.deploy.pipeline import micro_flatbuffer
     from tfprune.deploy.tflite import convert
 
-    encoded = compress_weights(lean_flatbuffer(convert(model, context.calibration[:64])).flatbuffer, mode="auto")
-    flatbuffer = lean_flatbuffer(encoded.flatbuffer).flatbuffer if encoded.needs_decode else encoded.flatbuffer
-    macs = read_model(flatbuffer).macs
-    return {"flash": len(flatbuffer), "arena": MicroRunner(flatbuffer).arena_bytes, "macs": macs,
-            "time": round(macs / context.dense_macs, 4) if context.dense_macs else 1.0,
-            "time_measured_as": "MACs ratio to the unpruned model"}
+    flatbuffer = micro_flatbuffer(convert(model, context.calibration[:64]), "auto", True, None)[0]
+    return _figures(len(flatbuffer), MicroRunner(flatbuffer).arena_bytes, read_model(flatbuffer).macs, context)
 
 
 # --- fine-tuning ------------------------------------------------------------------------------
