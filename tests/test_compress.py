@@ -107,9 +107,15 @@ def binary_cnn() -> bytes:
         tf.keras.layers.Dense(10),
     ])
     rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if layer.weights:
-            _set_levels(layer, np.array([-1.0, 1.0]), rng)
+    for layer in model.layers[:2]:
+        _set_levels(layer, np.array([-1.0, 1.0]), rng)
+    # The same 20 levels in every output channel: 20 int8 values whether the converter
+    # quantizes the Dense kernel per tensor (TensorFlow 2.15) or per channel (2.21).
+    dense = model.layers[-1]
+    levels = np.linspace(-1.0, 1.0, 20)
+    column = np.concatenate([levels, levels[:12]])
+    kernel = np.stack([rng.permutation(column) for _ in range(10)], axis=1)
+    dense.set_weights([kernel.astype(np.float32), rng.normal(0, 0.1, size=10).astype(np.float32)])
     return _convert(model, (16, 16, 3))
 
 
@@ -167,11 +173,12 @@ def test_binary_convs_are_one_bit_candidates(binary_cnn):
         ("CONV_2D", 1, 2, 0),
     ]
     assert [c.shape for c in candidates] == [(16, 3, 3, 3), (32, 3, 3, 16)]
-    # TF 2.15 quantizes the Dense kernel per tensor, so DECODE needs one table for
-    # the whole kernel: +-a_c over 10 channels is 20 values, over the default 16.
+    # The Dense kernel holds 20 values, over the default 16; TensorFlow 2.15 quantizes
+    # it per tensor (one table, axis None), 2.21 per channel (a table per channel, axis 0).
     wide = find_lut_candidates(binary_cnn, max_values=32)
     dense = [c for c in wide if c.operator == "FULLY_CONNECTED"]
-    assert [(c.axis, c.values_per_channel, c.bits) for c in dense] == [(None, 20, 5)]
+    assert [(c.values_per_channel, c.bits) for c in dense] == [(20, 5)]
+    assert dense[0].axis in (None, 0)
 
 
 def test_lut_compress_inserts_decode_and_shrinks_kernels(binary_cnn):
@@ -199,7 +206,7 @@ def test_tflm_outputs_identical_and_arena_reported(binary_cnn):
     plain, plain_interp = _run_tflm(binary_cnn, inputs)
     auto = lut_compress(binary_cnn)
     packed, packed_interp = _run_tflm(auto.flatbuffer, inputs)
-    # max_values=32 also packs the per-tensor Dense kernel at 5 bits (generic
+    # max_values=32 also packs the 20-value Dense kernel at 5 bits (generic
     # decoder path), forced through with mode "lut".
     wide = lut_compress(binary_cnn, max_values=32, mode="lut")
     assert sorted(t.bits for t in wide.tensors) == [1, 1, 5]

@@ -93,7 +93,7 @@ def test_load_model_refuses_what_is_not_a_keras_2_model(tmp_path):
     with zipfile.ZipFile(keras3, "w") as archive:
         archive.writestr("metadata.json", json.dumps({"keras_version": "3.3.3"}))
         archive.writestr("config.json", "{}")
-    with pytest.raises(ValueError, match="saved by Keras 3.3.3"):
+    with pytest.raises(ValueError, match="saved by Keras 3.3.3 but has no model.weights.h5"):
         keras_model.load_model(keras3)
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(ValueError, match="not a SavedModel"):

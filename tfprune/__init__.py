@@ -16,6 +16,12 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Before anything imports TensorFlow: on TensorFlow 2.16+ ``tf.keras`` is then tf-keras
+# (Keras 2), which tfprune, larq and tfmot need (keras_model.select_keras_2).
+from tfprune.keras_model import select_keras_2  # noqa: E402
+
+select_keras_2()
+
 # Bound eagerly (it imports no TensorFlow): importing the subpackage
 # ``tfprune.export`` would otherwise shadow the function of the same name.
 from tfprune.deploy import Artifact, Report, export, inspect_flatbuffer  # noqa: E402
@@ -41,6 +47,7 @@ _PUBLIC: dict[str, str] = {
     "Budget": "tfprune.prune.budget",
     "Distiller": "tfprune.prune.distill",
     "emulate": "tfprune.deploy.emulate",
+    "load_model": "tfprune.keras_model",
 }
 
 __all__ = ["__version__", "Artifact", "Report", "export", "inspect_flatbuffer", *_PUBLIC]

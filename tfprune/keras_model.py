@@ -5,7 +5,7 @@ models), which layers are prunable and where their kernels live, and parsing
 samples (``x``, ``(x, y)``, ``tf.data``, an ``.npz`` path, an iterable of
 batches) all happen here and nowhere else. Keras internals that tfprune touches
 (larq's latent variables, wrappers) are read here too, so that a second Keras
-backend has one place to go. This module imports no other tfprune module.
+backend has one place to go. This module imports no other tfprune module but :mod:`tfprune.keras3_file`.
 
 Example:
     >>> import tensorflow as tf
@@ -21,10 +21,14 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
+
+from tfprune import keras3_file
 
 #: What :func:`is_prunable` accepts, in words, for error messages.
 PRUNABLE_TEXT = "Conv2D, DepthwiseConv2D, Dense and larq's QuantConv2D, QuantDepthwiseConv2D, QuantDense"
@@ -43,14 +47,100 @@ def first_line(error: BaseException, width: int = 300) -> str:
     return lines[0][:width] if lines else type(error).__name__
 
 
+# --- which Keras --------------------------------------------------------------------------------
+
+#: TensorFlow 2.16 and later give ``tf.keras`` = Keras 3 unless this variable is "1", in which
+#: case ``tf.keras`` is tf-keras (the Keras 2 API). tfprune, larq and tfmot need Keras 2.
+LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
+#: One line for a user whose ``tf.keras`` is Keras 3.
+KERAS_3_ADVICE = (f"tfprune needs Keras 2: with TensorFlow 2.16 or later, install tf-keras and set "
+                  f"{LEGACY_KERAS_VARIABLE}=1 before TensorFlow is imported (import tfprune first, "
+                  f"or export {LEGACY_KERAS_VARIABLE}=1), then build the model with tf.keras")
+
+
+def select_keras_2() -> None:
+    """Ask TensorFlow for Keras 2 unless the user set :data:`LEGACY_KERAS_VARIABLE` themselves.
+
+    ``import tfprune`` calls it, before anything imports TensorFlow. On TensorFlow 2.15
+    it does nothing: ``tf.keras`` is its own Keras 2.15 there, and the variable would
+    switch it to the tf-keras package, which a user's ``import keras`` would not match.
+    TensorFlow 2.21 reads the variable when ``tf.keras`` is first used, so a program that
+    imported TensorFlow but used no ``tf.keras`` yet still gets Keras 2. The variable is
+    process-wide: the user's own ``tf.keras`` is then Keras 2 too, as it must be for the
+    models tfprune returns.
+
+    Example:
+        >>> select_keras_2()
+        >>> tensorflow_version() < (2, 16) or os.environ[LEGACY_KERAS_VARIABLE] == "1"
+        True
+    """
+    if tensorflow_version() >= (2, 16):
+        os.environ.setdefault(LEGACY_KERAS_VARIABLE, "1")
+
+
+def tensorflow_version() -> tuple[int, int]:
+    """TensorFlow's (major, minor), read from the installed package without importing it.
+
+    Example:
+        >>> tensorflow_version() >= (2, 15)
+        True
+    """
+    import importlib.metadata
+
+    for distribution in ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly"):
+        try:
+            version = importlib.metadata.version(distribution)
+            break
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    else:  # installed some other way: ask the module itself
+        import tensorflow as tf
+
+        version = tf.__version__
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def keras_version() -> str:
+    """The version of the Keras behind ``tf.keras``: ``"2.15.0"`` (TensorFlow 2.15's keras),
+    ``"2.21.0"`` (tf-keras) or ``"3..."`` (Keras 3, which tfprune cannot use).
+
+    Example:
+        >>> keras_version().startswith("2.")
+        True
+    """
+    import importlib.metadata
+
+    import tensorflow as tf
+
+    try:
+        package = tf.keras.__name__.split(".")[0]  # "keras" (2.15 or 3) or "tf_keras"
+    except ImportError as error:  # TF_USE_LEGACY_KERAS=1 without tf-keras installed
+        raise ImportError(f"TensorFlow {tf.__version__} finds no Keras 2: pip install "
+                          f"'tf-keras~={'.'.join(tf.__version__.split('.')[:2])}.0'") from error
+    return importlib.metadata.version(package.replace("_", "-"))
+
+
+def check_keras_2() -> None:
+    """Raise ``ImportError`` with one line unless ``tf.keras`` is Keras 2.
+
+    Example:
+        >>> check_keras_2()
+    """
+    if keras_version().startswith("3"):
+        raise ImportError(KERAS_3_ADVICE)
+
+
 # --- models ------------------------------------------------------------------------------------
 
 
 def load_model(path: str | os.PathLike) -> Any:
     """Load a Keras 2 model from a ``.keras``/``.h5`` file or a SavedModel directory.
 
-    larq layers load too. Raises ``ValueError`` with one line for a missing file,
-    a flatbuffer, a Keras 3 file or anything that is not a Keras model.
+    larq layers load too. A ``.keras`` file written by Keras 3 is rebuilt as a Keras 2
+    model with the same weights where Keras 2 has its layers (:mod:`tfprune.keras3_file`).
+    Raises ``ValueError`` with one line for a missing file, a flatbuffer, a Keras 3 file
+    Keras 2 cannot express or anything that is not a Keras model.
 
     Example:
         >>> load_model("missing.keras")
@@ -65,14 +155,17 @@ def load_model(path: str | os.PathLike) -> Any:
         _check_model_file(path)
     elif not (path / "saved_model.pb").exists():
         raise ValueError(f"{path}: a directory but not a SavedModel (no saved_model.pb in it)")
+    check_keras_2()  # before larq, which fails deep inside on Keras 3
+    import larq  # noqa: F401  (registers larq's layers and quantizers for loading)
     import tensorflow as tf
 
-    import larq  # noqa: F401  (registers larq's layers and quantizers for loading)
-
-    try:
-        model = tf.keras.models.load_model(path, compile=False)
-    except Exception as error:  # the loader's errors are long and deep; keep one line
-        raise ValueError(f"{path}: could not be loaded as a Keras model ({first_line(error)})") from error
+    if path.is_file() and keras3_file.keras_3_version(path):
+        model = keras3_file.load_keras_3(path)  # rebuilt in Keras 2, or one line saying why not
+    else:
+        try:
+            model = tf.keras.models.load_model(path, compile=False)
+        except Exception as error:  # the loader's errors are long and deep; keep one line
+            raise ValueError(f"{path}: could not be loaded as a Keras model ({first_line(error)})") from error
     check_keras_model(model)
     return model
 
@@ -82,16 +175,23 @@ def _check_model_file(path: Path) -> None:
     if head[4:8] == b"TFL3":
         raise ValueError(f"{path}: already a TFLite flatbuffer; use `tfprune inspect {path}` to read it")
     if zipfile.is_zipfile(path):
-        version = _keras_file_version(path)
-        if version.startswith("3"):
-            raise ValueError(
-                f"{path}: saved by Keras {version}; tfprune needs a Keras 2 model (tf.keras in "
-                "TensorFlow 2.15): re-save it with tf.keras as .keras or .h5"
-            )
+        _keras_file_version(path)
         return
     if head[:8] == b"\x89HDF\r\n\x1a\n":
+        version = _h5_keras_version(path)
+        if version.startswith("3"):
+            raise ValueError(f"{path}: a Keras {version} .h5 file, which Keras 2 cannot read; save the model "
+                             "as .keras with Keras 3 (model.save('model.keras')) and tfprune reads that")
         return
     raise ValueError(f"{path}: not a Keras model (.keras or .h5) nor a SavedModel directory")
+
+
+def _h5_keras_version(path: Path) -> str:
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        version = file.attrs.get("keras_version", "")
+    return version.decode() if isinstance(version, bytes) else str(version)
 
 
 def _keras_file_version(path: Path) -> str:
@@ -105,7 +205,7 @@ def check_keras_model(model: Any) -> None:
     """Raise ``TypeError`` unless ``model`` is a Keras 2 Sequential or functional model.
 
     Subclassed models have no layer graph to prune or cut, and Keras 3 models
-    cannot be converted by TensorFlow 2.15's converter.
+    are not tf.keras models (larq and tfmot work on Keras 2 only).
 
     Example:
         >>> check_keras_model("not a model")
@@ -115,11 +215,13 @@ def check_keras_model(model: Any) -> None:
     """
     import tensorflow as tf
 
+    check_keras_2()
     if not isinstance(model, tf.keras.Model):
-        origin = type(model).__module__.split(".")[0]
-        hint = " (a Keras 3 model: rebuild it with tf.keras in TensorFlow 2.15)" if origin == "keras" else ""
+        keras_3 = type(model).__module__.split(".")[0] == "keras"  # tf.keras's own classes passed isinstance
+        hint = (" (a Keras 3 model: save it with model.save('model.keras') and load that with "
+                "tfprune.load_model, which rebuilds it in Keras 2)") if keras_3 else ""
         raise TypeError(f"expected a tf.keras (Keras 2) model, got {type(model).__name__}{hint}")
-    if not (isinstance(model, tf.keras.Sequential) or getattr(model, "_is_graph_network", False)):
+    if not (isinstance(model, tf.keras.Sequential) or is_functional(model)):
         raise TypeError(
             f"model {model.name!r} is a subclassed Keras model ({type(model).__name__}); "
             "tfprune needs a Sequential or functional model: rebuild it with tf.keras.Input and layer calls"
@@ -304,6 +406,143 @@ def has_larq_layers(model: Any) -> bool:
         False
     """
     return any(is_larq_layer(layer) for layer in model.submodules)
+
+
+# --- Keras internals ----------------------------------------------------------------------------
+# Every private Keras attribute tfprune reads or writes is read or written here, and each was
+# checked against Keras 2.15.0 (TensorFlow 2.15.1) and tf-keras 2.21.0 (TensorFlow 2.21.0).
+
+
+def is_functional(model: Any) -> bool:
+    """Whether ``model`` is a functional (graph) model rather than a subclassed one.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> inputs = tf.keras.Input((2,))
+        >>> is_functional(tf.keras.Model(inputs, tf.keras.layers.Dense(1)(inputs)))
+        True
+    """
+    # Keras 2.15 / tf-keras 2.21: Functional sets _is_graph_network; there is no public flag.
+    return bool(getattr(model, "_is_graph_network", False))
+
+
+def nodes_in_order(model: Any) -> list[Any]:
+    """The call nodes of a functional or Sequential model, inputs first.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1, name="d")])
+        >>> [node.layer.name for node in nodes_in_order(model)][-1]
+        'd'
+    """
+    # Keras 2.15 / tf-keras 2.21: Functional._nodes_by_depth maps depth -> nodes, the
+    # outputs at depth 0; Node.layer is public.
+    depths = model._nodes_by_depth
+    return [node for depth in sorted(depths, reverse=True) for node in depths[depth]]
+
+
+def tensor_origin(tensor: Any) -> tuple[Any, int, int] | None:
+    """``(layer, node_index, tensor_index)`` of the call that produced a symbolic Keras tensor, or None.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> inputs = tf.keras.Input((2,))
+        >>> layer = tf.keras.layers.Dense(1)
+        >>> tensor_origin(layer(inputs))[0] is layer, tensor_origin(tf.constant(1.0))
+        (True, None)
+    """
+    # Keras 2.15 / tf-keras 2.21: KerasTensor._keras_history is a (layer, node_index, tensor_index)
+    # namedtuple; eager tensors have none.
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    return history.layer, history.node_index, history.tensor_index
+
+
+def set_constraint(variable: Any, constraint: Any) -> None:
+    """Give an existing variable a constraint, which Keras optimizers apply after each update.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> v = tf.Variable([1.0, -1.0])
+        >>> set_constraint(v, tf.keras.constraints.NonNeg())
+        >>> v.constraint is not None
+        True
+    """
+    # TensorFlow 2.15 / 2.21: ResourceVariable keeps its constraint in _constraint and has no
+    # setter; Keras 2.15's and tf-keras 2.21's optimizers read variable.constraint.
+    variable._constraint = constraint
+
+
+def weight_role(variable: Any) -> str:
+    """What a layer weight is (``"kernel"``, ``"bias"``, ``"gamma"``, ``"moving_mean"``...), from its name.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> layer = tf.keras.layers.Dense(2); layer.build((None, 3))
+        >>> [weight_role(w) for w in layer.weights]
+        ['kernel', 'bias']
+    """
+    # Keras 2.15 / tf-keras 2.21 name a weight "<layer scopes>/<role>:0"; Keras 3 would name it
+    # "<role>" and keep the path in variable.path.
+    return variable.name.split("/")[-1].split(":")[0]
+
+
+def inbound_layer_names(layer_config: Any) -> list[list[str]]:
+    """For each call of a layer in a functional model's ``get_config()["layers"]``, the names of
+    the layers it reads.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> inputs = tf.keras.Input((2,), name="x")
+        >>> model = tf.keras.Model(inputs, tf.keras.layers.Dense(1, name="d")(inputs))
+        >>> [inbound_layer_names(entry) for entry in model.get_config()["layers"]]
+        [[], [['x']]]
+    """
+    # Keras 2.15 / tf-keras 2.21: "inbound_nodes" is a list of calls, each a list of
+    # [layer_name, node_index, tensor_index, kwargs]; Keras 3's format is different.
+    return [[inbound[0] for inbound in node] for node in layer_config.get("inbound_nodes", [])]
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Python, NumPy, TensorFlow and Keras seeded with ``seed`` inside the block; the caller's states after.
+
+    ``tf.keras.utils.set_random_seed`` is the only way to make some libraries (tf-agents)
+    reproducible; this puts back what it changes.
+
+    Example:
+        >>> import random
+        >>> state = random.getstate()
+        >>> with seeded(3):
+        ...     first = random.random()
+        >>> with seeded(3):
+        ...     again = random.random()
+        >>> first == again, random.getstate() == state
+        (True, True)
+    """
+    import importlib
+    import random
+
+    import tensorflow as tf
+    from tensorflow.python.eager import (
+        context,  # TF 2.15 / 2.21: no public getter of the global seed
+    )
+
+    # Keras 2.15 / tf-keras 2.21 keep the generator set_random_seed makes in
+    # <package>.src.backend._SEED_GENERATOR (a thread-local).
+    backend = importlib.import_module(tf.keras.Model.__module__.split(".src.")[0] + ".src.backend")
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    tensorflow_seed = context.global_seed()
+    keras_generator = getattr(backend._SEED_GENERATOR, "generator", None)
+    tf.keras.utils.set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        tf.random.set_seed(tensorflow_seed)
+        backend._SEED_GENERATOR.generator = keras_generator
 
 
 # --- samples -----------------------------------------------------------------------------------

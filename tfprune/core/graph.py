@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from tfprune import keras_model
 from tfprune.keras_model import check_keras_model, inner_layer
 
 #: What the analysis understands, by role (the names are tf.keras and larq class names).
@@ -280,7 +281,7 @@ def analyze(model: Any) -> Analysis:
 
 
 def _nodes_in_order(model: Any) -> list[Any]:
-    nodes = [n for depth in sorted(model._nodes_by_depth, reverse=True) for n in model._nodes_by_depth[depth]]
+    nodes = keras_model.nodes_in_order(model)
     seen: dict[str, int] = {}
     for node in nodes:
         seen[node.layer.name] = seen.get(node.layer.name, 0) + 1
@@ -291,8 +292,8 @@ def _nodes_in_order(model: Any) -> list[Any]:
 
 
 def _key(tensor: Any) -> TensorKey:
-    history = tensor._keras_history
-    return (history.layer.name, history.node_index, history.tensor_index)
+    layer, node_index, tensor_index = keras_model.tensor_origin(tensor)
+    return (layer.name, node_index, tensor_index)
 
 
 def _visit(analysis: Analysis, model: Any, node: Any) -> None:

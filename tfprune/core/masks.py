@@ -62,7 +62,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfprune.keras_model import PRUNABLE_TEXT, check_keras_model, is_prunable, kernel_attribute, latent_variable
+from tfprune import keras_model
+from tfprune.keras_model import (
+    PRUNABLE_TEXT,
+    check_keras_model,
+    is_prunable,
+    kernel_attribute,
+    latent_variable,
+)
 
 DEFAULT_SOURCE = "default"
 _SOURCE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -228,11 +235,10 @@ class MaskedLayer(tf.keras.layers.Wrapper):
 
     def _constrain_built_variables(self) -> None:
         # An already built layer: its variables exist, so set their constraint directly.
-        # ResourceVariable keeps it in ``_constraint``; there is no public setter.
         variables = {"kernel": self._kernel_variable(), "bias": getattr(self.layer, "bias", None)}
         for name, mask in self._constraint_attrs().items():
             variable = latent_variable(variables["bias" if name == "bias_constraint" else "kernel"])
-            variable._constraint = _MaskConstraint(mask, variable.constraint)
+            keras_model.set_constraint(variable, _MaskConstraint(mask, variable.constraint))
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return self.layer.compute_output_shape(input_shape)
@@ -411,8 +417,8 @@ class ChannelGate(tf.keras.layers.Wrapper):
         object.__setattr__(self, "_producer_layer", None)  # not tracked: the model owns it
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        history = getattr(inputs, "_keras_history", None)
-        source = getattr(history, "layer", None)
+        origin = keras_model.tensor_origin(inputs)
+        source = origin[0] if origin else None
         if isinstance(source, MaskedLayer) and source.name == self.producer:
             object.__setattr__(self, "_producer_layer", source)
         return super().__call__(inputs, *args, **kwargs)
@@ -633,11 +639,11 @@ def _batchnorms_after(model: Any, producers: set[str]) -> dict[str, str]:
     entries = {entry["name"]: entry for entry in model.get_config()["layers"]}
     gated = {}
     for name, entry in entries.items():
-        nodes = entry.get("inbound_nodes", [])
+        nodes = keras_model.inbound_layer_names(entry)
         if not is_bn.get(name) or len(nodes) != 1 or len(nodes[0]) != 1:
             continue
-        producer = nodes[0][0][0]
-        if producer in producers and len(entries[producer].get("inbound_nodes", [])) == 1:
+        producer = nodes[0][0]
+        if producer in producers and len(keras_model.inbound_layer_names(entries[producer])) == 1:
             gated[name] = producer
     return gated
 

@@ -40,14 +40,21 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import islice
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from tfprune import keras_model
-from tfprune.keras_model import check_keras_model, inner_layer, labelled_samples, model_sample_shape, prunable_layers
+from tfprune.keras_model import (
+    check_keras_model,
+    inner_layer,
+    labelled_samples,
+    model_sample_shape,
+    prunable_layers,
+)
 
 Scores = dict[str, np.ndarray]
 REDUCTIONS = ("sum", "mean", "l2")
@@ -530,7 +537,7 @@ def _loss_function(model: Any, loss: Any, parts: list[tuple[np.ndarray, np.ndarr
 def _output_layer(model: Any) -> Any:
     if len(model.outputs) != 1:
         raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; scores need a single-output model")
-    return model.outputs[0]._keras_history.layer
+    return keras_model.tensor_origin(model.outputs[0])[0]
 
 
 def ends_in_softmax(model: Any) -> bool:

@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from tfprune.keras_model import check_keras_model
+from tfprune import keras_model
 from tfprune.core.graph import Analysis, analyze
+from tfprune.keras_model import check_keras_model
 
 ROUND_TO = (4, 8)
 
@@ -343,7 +344,7 @@ def _sliced_weights(analysis: Analysis, name: str, old: Any, keep: dict[Any, np.
     transposed = _is_transposed(layer)
     sliced = []
     for variable, value in zip(old.weights, old.get_weights()):
-        role = variable.name.split("/")[-1].split(":")[0]
+        role = keras_model.weight_role(variable)
         sliced.append(_slice(analysis.kinds[name], role, value, in_keep, out_keep, transposed))
     return sliced
 

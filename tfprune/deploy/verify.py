@@ -162,7 +162,17 @@ def tflite_runner(flatbuffer: bytes, resolver: Any, real: bool) -> Callable[[np.
 
     options = {} if resolver is None else {"experimental_op_resolver_type": resolver}
     interpreter = tf.lite.Interpreter(model_content=bytes(flatbuffer), **options)
-    interpreter.allocate_tensors()
+    try:
+        interpreter.allocate_tensors()
+    except RuntimeError as error:
+        if resolver is not None or "XNNPACK" not in str(error):
+            raise
+        # TensorFlow 2.21's XNNPACK delegate fails to prepare some int8 graphs that 2.15's ran
+        # (binary models' sign emulation); the same builtin kernels without the delegate run them.
+        interpreter = tf.lite.Interpreter(
+            model_content=bytes(flatbuffer),
+            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interpreter.allocate_tensors()
     input_details = interpreter.get_input_details()[0]
     output_details = interpreter.get_output_details()[0]
 

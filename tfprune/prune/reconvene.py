@@ -580,7 +580,7 @@ def reinitialize_changed(original: Any, small: Any, seed: int = 0) -> None:
 
 
 def _initializer_for(layer: Any, weight: Any) -> Any:
-    short = weight.name.split("/")[-1].split(":")[0]
+    short = keras_model.weight_role(weight)
     attribute = {"kernel": "kernel_initializer", "depthwise_kernel": "depthwise_initializer",
                  "bias": "bias_initializer", "gamma": "gamma_initializer", "beta": "beta_initializer",
                  "moving_mean": "moving_mean_initializer", "moving_variance": "moving_variance_initializer",

@@ -28,22 +28,32 @@ Example:
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tf_agents.agents.ppo import ppo_clip_agent
-from tf_agents.drivers import dynamic_episode_driver
-from tf_agents.environments import py_environment, tf_py_environment
-from tf_agents.networks import actor_distribution_network, value_network
-from tf_agents.replay_buffers import tf_uniform_replay_buffer
-from tf_agents.specs import array_spec
-from tf_agents.trajectories import time_step as ts
+
+from tfprune import keras_model
+
+#: One line for a stack without tf-agents (tf-agents 0.19, its newest release, pins TensorFlow
+#: Probability 0.23 and pygame 2.1.3: TensorFlow 2.15 and Python 3.11 only).
+NEEDS_TF_AGENTS = ("ARSP's 'ppo' and 'random' controllers need tf-agents 0.19, which installs only on the "
+                   "pinned stack (Python 3.11, TensorFlow 2.15, pip install 'tfprune[rl]'); elsewhere give "
+                   "the keep ratios yourself: controller='fixed', keep=...")
+
+try:
+    from tf_agents.agents.ppo import ppo_clip_agent
+    from tf_agents.drivers import dynamic_episode_driver
+    from tf_agents.environments import py_environment, tf_py_environment
+    from tf_agents.networks import actor_distribution_network, value_network
+    from tf_agents.replay_buffers import tf_uniform_replay_buffer
+    from tf_agents.specs import array_spec
+    from tf_agents.trajectories import time_step as ts
+except ImportError as error:
+    raise ImportError(NEEDS_TF_AGENTS) from error
 
 OBSERVATION = ("layer_id", "mean_abs_weight", "mean_abs_grad", "sparsity", "size")
 
@@ -187,7 +197,7 @@ def search(
         ('ppo', 5)
     """
     _check_budget(episodes, episodes_per_iteration)
-    with _seeded(seed):
+    with keras_model.seeded(seed):
         return _search(evaluate, features, sizes, episodes, episodes_per_iteration, initial, max_step, lam,
                        discount, learning_rate, num_epochs, seed, log_dir, layer_names)
 
@@ -252,30 +262,6 @@ def random_search(
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-@contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Python, NumPy, TensorFlow and Keras seeded with ``seed`` inside the block; the caller's states after.
-
-    ``tf.keras.utils.set_random_seed`` is the only way to make tf-agents reproducible;
-    Keras keeps the generator it sets in ``backend._SEED_GENERATOR``.
-    """
-    from keras.src import backend
-    from tensorflow.python.eager import context
-
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    tensorflow_seed = context.global_seed()
-    keras_generator = getattr(backend._SEED_GENERATOR, "generator", None)
-    tf.keras.utils.set_random_seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
-        tf.random.set_seed(tensorflow_seed)
-        backend._SEED_GENERATOR.generator = keras_generator
-
 
 
 def _agent(env: Any, discount: float, learning_rate: float, num_epochs: int, seed: int) -> Any:
