@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -161,7 +162,7 @@ def tflite_runner(flatbuffer: bytes, resolver: Any, real: bool) -> Callable[[np.
     import tensorflow as tf
 
     options = {} if resolver is None else {"experimental_op_resolver_type": resolver}
-    interpreter = tf.lite.Interpreter(model_content=bytes(flatbuffer), **options)
+    interpreter = _interpreter(flatbuffer, **options)
     try:
         interpreter.allocate_tensors()
     except RuntimeError as error:
@@ -169,8 +170,8 @@ def tflite_runner(flatbuffer: bytes, resolver: Any, real: bool) -> Callable[[np.
             raise
         # TensorFlow 2.21's XNNPACK delegate fails to prepare some int8 graphs that 2.15's ran
         # (binary models' sign emulation); the same builtin kernels without the delegate run them.
-        interpreter = tf.lite.Interpreter(
-            model_content=bytes(flatbuffer),
+        interpreter = _interpreter(
+            flatbuffer,
             experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         interpreter.allocate_tensors()
     input_details = interpreter.get_input_details()[0]
@@ -235,3 +236,13 @@ def tflite_accuracy(flatbuffer: bytes, x: np.ndarray, y: np.ndarray) -> float:
     run = tflite_runner(flatbuffer, resolver=None, real=False)
     correct = sum(int(np.argmax(run(x[i : i + 1])) == int(y[i])) for i in range(len(x)))
     return correct / len(x)
+
+
+def _interpreter(flatbuffer: bytes, **options: Any) -> Any:
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        # TensorFlow 2.21 warns at every interpreter that tf.lite.Interpreter moves to ai-edge-litert
+        # (README, "Compatibility"); it is the interpreter this check means to run.
+        warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
+        return tf.lite.Interpreter(model_content=bytes(flatbuffer), **options)
