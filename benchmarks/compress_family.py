@@ -8,7 +8,9 @@ so methods compare fairly:
   sensitivity widths, distillation, 4-bit LUT weights).
 - ``compress-taylor``, ``compress-qsae``: the same with another channel selector.
 - ablation, one stage at a time: ``channels`` (sensitivity widths, no
-  distillation, no weight encoding), ``channels+distill``, then ``compress``.
+  distillation, no weight encoding), ``channels+distill``, then ``compress``;
+  ``channels+weights`` is ``compress`` without distillation (whether distillation,
+  on by default, pays), and ``weights`` clusters the uncut model (4-bit LUT) alone.
 - baselines: ``l1-uniform`` (L1 filters, one share for every group, the classic
   Li et al. recipe) with and without distillation (``l1-uniform+distill``).
 
@@ -18,8 +20,8 @@ artifact's on the 10,000 test images (the TFLite interpreter on the artifact
 without LUT, which TFLite Micro reproduces: ``tflm_agreement`` on 200 test images).
 
 Example:
-    >>> sorted(METHODS)[:3]
-    ['channels', 'channels+distill', 'compress']
+    >>> sorted(METHODS)[:4]
+    ['channels', 'channels+distill', 'channels+weights', 'compress']
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "compress-qsae": {"selector": "qsae"},
     "channels": {"distill": False, "weights": "off"},
     "channels+distill": {"weights": "off"},
+    "channels+weights": {"distill": False},
+    "weights": {"channels": False, "distill": False},
     "l1-uniform": {"allocation": "uniform", "distill": False, "weights": "off"},
     "l1-uniform+distill": {"allocation": "uniform", "weights": "off"},
 }
