@@ -75,6 +75,22 @@ def test_checkpoints_resume_after_the_last_finished_stage(tmp_path):
     assert again.artifact.flatbuffer == first.artifact.flatbuffer
 
 
+def test_a_time_budget_is_met_on_the_emulated_cortex_m4():
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(48, (16, 16, 3), classes=4, seed=0)
+    x = (x * 255).astype("float32")
+    budget = Budget(time=0.6)
+    result = tfprune.compress(model, (x, y), (x, y), budget, epochs=0, weights="off", search_steps=3, verbose=0)
+
+    reference, final = result.report["stages"][0], result.report["final"]
+    assert final["time_measured_as"].startswith("ratio of emulated Cortex-M4 ticks")
+    assert final["time"] == round(final["ticks"] / reference["ticks"], 4) <= budget.time
+    # the figure is the artifact's: the same firmware run again counts the same ticks
+    assert tfprune.emulate(result.artifact, x[:1]).ticks_per_inference == final["ticks"]
+    plan = result.report["time_plan"]
+    assert plan["time"] == 0.6 and 0 < plan["planned_macs_ratio"] < 1 and plan["dense_ticks"] == reference["ticks"]
+
+
 @pytest.mark.parametrize("text, size", [("48KB", 49152), ("48 KiB", 49152), ("49152", 49152), ("1.5MB", 1572864)])
 def test_sizes_parse_as_embedded_developers_write_them(text, size):
     assert parse_size(text) == size

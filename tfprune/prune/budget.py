@@ -3,8 +3,9 @@
 ``flash`` is the bytes of the exported artifact (the ``.tflite`` the firmware
 stores), ``arena`` the TFLite Micro tensor arena it needs, ``macs`` its
 multiply-accumulates per inference, ``time`` its time per inference as a ratio
-to the unpruned model (measured as the ratio of MACs until an emulated Cortex-M4
-count is available). Sizes accept ``"48KB"`` (1 KB = 1024 bytes, as flash
+to the unpruned model (:func:`tfprune.compress` measures it as the ratio of CMSIS-NN
+ticks on the emulated Cortex-M4, :func:`tfprune.emulate`, and as the ratio of MACs
+where the emulator's tools are missing). Sizes accept ``"48KB"`` (1 KB = 1024 bytes, as flash
 parts are sized), ``"48000B"``, ``"1.5MB"`` or plain integers.
 
 Example:

@@ -117,6 +117,10 @@ class _Context:
     seed: int
     verbose: int
     search_steps: int = 8
+    # the time budget: the unpruned model's emulated ticks, and the MACs ratio the search plans to
+    dense_ticks: int | None = None
+    time_macs: float | None = None
+    time_plan: dict[str, Any] = field(default_factory=dict)
     history: dict[str, list[float]] = field(default_factory=dict)
     # exported candidates of the width search, by (widths, encoding): the search revisits prices
     candidates: dict[Any, tuple[bool, dict[str, Any]]] = field(default_factory=dict)
@@ -196,7 +200,7 @@ def compress(
 
     reference, figures = _stage(stages, store, "reference", context, model,
                                 lambda: (model, "exported the unpruned model int8"), train_epochs=0)
-    context.dense_macs = figures["macs"]
+    context.dense_macs, context.dense_ticks = figures["macs"], figures.get("ticks")
     current, artifact = reference, figures["artifact"]
     if budget.misses(figures):
         split = _epoch_split(epochs, channels, weights != "off")
@@ -215,6 +219,7 @@ def compress(
         "budget": budget.as_dict(),
         "misses": misses,
         "recipe": _recipe(context, epochs, selector, allocation, weights, channels),
+        "time_plan": context.time_plan,
         "stages": [{key: value for key, value in stage.items() if key != "artifact"} for stage in stages],
         "final": {key: value for key, value in figures.items() if key != "artifact"},
     }
@@ -256,6 +261,8 @@ def _channels_stage(model: Any, context: _Context, selector: str, allocation: st
     groups = [group for group in groups if group.id in importance]
     curves = _sensitivities(model, groups, importance, context) if allocation == "sensitivity" else \
         _uniform_curves(groups)
+    if context.budget.time is not None and context.dense_ticks:
+        context.time_macs = _time_as_macs(model, groups, importance, context)
     widths = _search_widths(model, groups, importance, curves, context, weights,
                             give_back=allocation == "sensitivity")
     from tfprune.prune.channels import prune_to_widths
@@ -287,6 +294,8 @@ def measure(model: Any, context: _Context) -> dict[str, Any]:
     artifact = tfprune.export(model, context.calibration, target="cortex-m", verify_data=context.x_val[:200],
                               progress=False)
     figures = _artifact_figures(artifact, context)
+    if context.budget.time is not None:
+        figures.update(_emulated_time(artifact, context))
     reference = artifact.reference_flatbuffer or artifact.flatbuffer
     figures["accuracy"] = round(tflite_accuracy(reference, context.x_val, context.y_val), 6)
     figures["tflm_agreement"] = (artifact.report.get("verification") or {}).get("top1_agreement")
@@ -304,10 +313,54 @@ def _figures(flash: int, arena: int, macs: int, context: _Context) -> dict[str, 
         "flash": flash,
         "arena": arena,
         "macs": macs,
-        # a ratio of MACs: the emulated Cortex-M4 count is not wired in yet
+        # the ratio of MACs; a stage's artifact is emulated when the budget has a time (_emulated_time)
         "time": round(macs / context.dense_macs, 4) if context.dense_macs else 1.0,
         "time_measured_as": "MACs ratio to the unpruned model",
     }
+
+
+def _emulated_time(artifact: Any, context: _Context) -> dict[str, Any]:
+    """``time`` as the ratio of emulated Cortex-M4 ticks (CMSIS-NN) to the unpruned model's, with ``ticks``.
+
+    Without the emulator's tools the MACs ratio stays, and ``time_measured_as`` says why.
+    """
+    from tfprune.deploy.emulate import EmulatorUnavailable, emulate
+
+    try:
+        ticks = emulate(artifact, context.calibration[:1]).ticks_per_inference
+    except EmulatorUnavailable as error:
+        return {"time_measured_as": f"MACs ratio to the unpruned model (no emulator: {error})"}
+    return {"ticks": ticks, "time": round(ticks / (context.dense_ticks or ticks), 4),
+            "time_measured_as": "ratio of emulated Cortex-M4 ticks (CMSIS-NN) to the unpruned model's"}
+
+
+def _time_as_macs(model: Any, groups: list[Any], importance: dict[int, np.ndarray], context: _Context) -> float:
+    """The MACs ratio the width search plans to so that the emulated time meets ``budget.time``.
+
+    Ticks do not fall as fast as MACs (CMSIS-NN does more work per MAC in narrow layers), so
+    the search's candidates, measured in MACs, need a tighter target: the line through the
+    emulated ticks of the unpruned model and of a probe with every group at half width.
+    """
+    import tfprune
+    from tfprune.prune.channels import prune_to_widths
+
+    probe = prune_to_widths(model, {group.id: max(1, group.size // 2) for group in groups}, importance, groups=groups)
+    artifact = tfprune.export(probe, context.calibration, target="cortex-m", verify=False, progress=False)
+    measured = _emulated_time(artifact, context)
+    if "ticks" not in measured:
+        return context.budget.time
+    probe_macs, probe_ticks = int(artifact.report["macs"]), measured["ticks"]
+    per_mac = (context.dense_ticks - probe_ticks) / max(context.dense_macs - probe_macs, 1)
+    fixed = context.dense_ticks - per_mac * context.dense_macs
+    macs = (context.budget.time * context.dense_ticks - fixed) / per_mac if per_mac > 0 else context.dense_macs
+    ratio = float(np.clip(macs / context.dense_macs, 0.0, 1.0)) * (1 - PLANNING_MARGIN)
+    context.time_plan = {"time": context.budget.time, "planned_macs_ratio": round(ratio, 4),
+                         "dense_ticks": context.dense_ticks, "probe_ticks": probe_ticks,
+                         "probe_macs_ratio": round(probe_macs / context.dense_macs, 4)}
+    _say(context, f"time: {context.budget.time:.2f} of the unpruned model's emulated ticks is planned as "
+                  f"{ratio:.2f} of its MACs (a half-width probe ran {probe_ticks / context.dense_ticks:.2f} of its "
+                  f"ticks at {probe_macs / context.dense_macs:.2f} of its MACs)")
+    return ratio
 
 
 def _describe(figures: dict[str, Any]) -> str:
@@ -476,16 +529,21 @@ def _fits(model: Any, groups: list[Any], importance: dict[int, np.ndarray], widt
         except ValueError:  # TFLite Micro cannot run it (e.g. an activation a cut emptied): not a candidate
             context.candidates[key] = (False, None)
         else:
-            context.candidates[key] = (not _planning_budget(context.budget).misses(figures), figures)
+            context.candidates[key] = (not _planning_budget(context).misses(figures), figures)
     return context.candidates[key]
 
 
-def _planning_budget(budget: Budget) -> Budget:
-    """``budget`` with :data:`PLANNING_MARGIN` taken off its flash and arena, for the search's candidates."""
+def _planning_budget(context: _Context) -> Budget:
+    """The budget the search's candidates must meet: :data:`PLANNING_MARGIN` off the flash and arena,
+    and the time as the MACs ratio :func:`_time_as_macs` planned (candidates' ``time`` is their MACs ratio)."""
+    budget = context.budget
+
     def tighter(limit: int | None) -> int | None:
         return None if limit is None else max(1, int(limit * (1 - PLANNING_MARGIN)))
 
-    return Budget(flash=tighter(budget.flash), arena=tighter(budget.arena), macs=budget.macs, time=budget.time)
+    time = context.time_macs if context.time_macs is not None else budget.time
+    return Budget(flash=tighter(budget.flash), arena=tighter(budget.arena), macs=budget.macs,
+                  time=max(time, 1e-6) if time is not None else None)
 
 
 def _simulate_clustering(model: Any, clusters: int = 16) -> None:
