@@ -45,11 +45,12 @@ from typing import Any
 BASE_LAYER_ARGUMENTS = {"name", "trainable", "dtype", "batch_input_shape", "batch_size", "input_shape", "input_dim"}
 
 
-def keras_3_version(path: str | Path) -> str | None:
-    """The Keras version a ``.keras`` file was written by, when it is 3.x; None otherwise.
+def keras_file_version(path: str | Path) -> str | None:
+    """The Keras version a ``.keras`` file records (``""`` when it records none); None for anything
+    that is not a ``.keras`` zip (no ``metadata.json``).
 
     Example:
-        >>> keras_3_version("missing.keras") is None
+        >>> keras_file_version("missing.keras") is None
         True
     """
     path = Path(path)
@@ -58,8 +59,18 @@ def keras_3_version(path: str | Path) -> str | None:
     with zipfile.ZipFile(path) as archive:
         if "metadata.json" not in archive.namelist():
             return None
-        version = str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
-    return version if version.startswith("3") else None
+        return str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
+
+
+def keras_3_version(path: str | Path) -> str | None:
+    """The Keras version a ``.keras`` file was written by, when it is 3.x; None otherwise.
+
+    Example:
+        >>> keras_3_version("missing.keras") is None
+        True
+    """
+    version = keras_file_version(path)
+    return version if version and version.startswith("3") else None
 
 
 def load_keras_3(path: str | Path) -> Any:

@@ -18,11 +18,11 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,7 @@ def tensorflow_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
+@cache  # check_keras_model asks on every call; a process keeps one Keras (a failed lookup is not cached)
 def keras_version() -> str:
     """The version of the Keras behind ``tf.keras``: ``"2.15.0"`` (TensorFlow 2.15's keras),
     ``"2.21.0"`` (tf-keras) or ``"3..."`` (Keras 3, which tfprune cannot use).
@@ -175,7 +176,8 @@ def _check_model_file(path: Path) -> None:
     if head[4:8] == b"TFL3":
         raise ValueError(f"{path}: already a TFLite flatbuffer; use `tfprune inspect {path}` to read it")
     if zipfile.is_zipfile(path):
-        _keras_file_version(path)
+        if keras3_file.keras_file_version(path) is None:
+            raise ValueError(f"{path}: a zip file but not a .keras model (no metadata.json)")
         return
     if head[:8] == b"\x89HDF\r\n\x1a\n":
         version = _h5_keras_version(path)
@@ -192,13 +194,6 @@ def _h5_keras_version(path: Path) -> str:
     with h5py.File(path, "r") as file:
         version = file.attrs.get("keras_version", "")
     return version.decode() if isinstance(version, bytes) else str(version)
-
-
-def _keras_file_version(path: Path) -> str:
-    with zipfile.ZipFile(path) as archive:
-        if "metadata.json" not in archive.namelist():
-            raise ValueError(f"{path}: a zip file but not a .keras model (no metadata.json)")
-        return str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
 
 
 def check_keras_model(model: Any) -> None:
