@@ -2,6 +2,7 @@
 
     tools/bench --tier standard                    # run what is missing, then rewrite BENCHMARKS.md
     tools/bench --tier standard --refresh          # also re-run rows whose code changed (or is unknown)
+    tools/bench --tier standard --stale            # re-run only those rows, none missing
     tools/bench --tier quick --results /tmp/q      # CI: quick tier into a scratch folder, checked
     tools/bench --render                           # only rewrite BENCHMARKS.md and the plots
     tools/bench --check                            # exit 1 on a bad or unclean row, or a stale page
@@ -57,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--markdown", default=str(MARKDOWN), help="the page to write")
     parser.add_argument("--refresh", action="store_true",
                         help="also re-run the rows whose code changed since they ran, or was not recorded")
+    parser.add_argument("--stale", action="store_true",
+                        help="re-run only the recorded rows whose code changed since, or was not recorded; "
+                             "add no missing row (with --methods, in the order given)")
     parser.add_argument("--render", action="store_true", help="only regenerate the page and plots")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 on a result out of the schema, from an unclean tree, or a stale page; "
@@ -74,12 +78,15 @@ def _run(args: argparse.Namespace) -> str | None:
     tier = TIERS[args.tier]
     methods = [method for method in catalog.methods(args.methods.split(",") if args.methods else None)
                if tier.name in method.tiers]
+    if args.methods:
+        order = args.methods.split(",")
+        methods.sort(key=lambda method: order.index(method.name))
     seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
     path = Path(args.results) / f"{harness.MODEL}_{harness.DATASET}_{tier.name}.jsonl"
     from tfprune.deploy.emulate import EmulatorUnavailable
 
     try:
-        harness.run(methods, tier, path, seeds=seeds, progress=not args.quiet, refresh=args.refresh)
+        harness.run(methods, tier, path, seeds=seeds, progress=not args.quiet, refresh=args.refresh, stale_only=args.stale)
     except EmulatorUnavailable as missing:
         return str(missing)
     if tier.name == "quick":

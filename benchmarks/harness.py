@@ -155,19 +155,24 @@ def run(
     seeds: Iterable[int] | None = None,
     progress: bool = True,
     refresh: bool = False,
+    stale_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every (method, seed) not yet in ``results_path``; returns the new results.
 
     ``refresh`` also re-runs the rows whose code changed since, or is unknown; each old row
-    is replaced when its new one is written. Progress is a bar on a terminal and one line
+    is replaced when its new one is written. ``stale_only`` re-runs only those, in the order
+    of ``methods``, and adds no new row. Progress is a bar on a terminal and one line
     per row otherwise (``progress=False``: nothing).
     """
     methods = list(methods)
     results_path = Path(results_path)
-    done = {json.dumps(result["key"], sort_keys=True) for result in read_results(results_path)
-            if not (refresh and provenance.code_status(result) != "current")}
+    recorded = read_results(results_path)
+    done = {json.dumps(result["key"], sort_keys=True) for result in recorded
+            if not ((refresh or stale_only) and provenance.code_status(result) != "current")}
+    wanted = {json.dumps(result["key"], sort_keys=True) for result in recorded} if stale_only else None
     todo = [(method, seed) for method in methods for seed in (seeds or tier.seeds if method.seeded else (0,))
-            if json.dumps(result_key(method, tier, seed), sort_keys=True) not in done]
+            if (key := json.dumps(result_key(method, tier, seed), sort_keys=True)) not in done
+            and (wanted is None or key in wanted)]
     if not todo:
         return []
     require_emulator()

@@ -94,6 +94,11 @@ def test_harness_measures_artifacts_and_resumes(tmp_path):
     assert 0 < dense["arena_bytes_target"] <= 1.1 * dense["arena_bytes"], "it ran in the export's kTensorArenaSize"
     assert harness.run(methods, TINY, path, progress=False) == [], "runs already present are skipped"
     assert len(harness.read_results(path)) == 2
+    # stale_only: the row whose code is unknown runs again in place; a method with no row adds none
+    path.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in (reference, {**dense, "code": None})))
+    again = harness.run(catalog.methods(["dense-float", "dense-int8"]), TINY, path, progress=False, stale_only=True)
+    assert [result["key"]["method"] for result in again] == ["dense-int8"] and again[0]["code"]
+    assert sorted(row["key"]["method"] for row in harness.read_results(path)) == ["dense-int8", "mlperf-int8-reference"]
 
 
 def test_a_result_out_of_the_schema_is_refused_naming_the_field(tmp_path):
