@@ -157,3 +157,24 @@ def test_uniform_widths_cut_every_group_alike_and_no_further_than_the_budget_nee
     originals = {layer.name: layer.filters for layer in model.layers if hasattr(layer, "filters")}
     shares = {round(widths[name] / originals[name], 2) for name in widths}
     assert len(shares) == 1, shares
+
+
+def test_clustering_alone_keeps_the_most_values_per_channel_that_fit():
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(48, (16, 16, 3), classes=4, seed=0)
+    x = (x * 255).astype("float32")
+    sixteen = tfprune.compress(model, (x, y), (x, y), Budget(flash=_dense_flash(model, x) - 1), epochs=0,
+                               channels=False, verbose=0)
+    assert "clustered to 16 values" in sixteen.report["stages"][-1]["did"]
+    assert sixteen.report["recipe"]["distillation"] == "none", "distillation is off unless asked for"
+
+    budget = Budget(flash=int(sixteen.report["final"]["flash"] * 0.85))
+    fewer = tfprune.compress(model, (x, y), (x, y), budget, epochs=0, channels=False, verbose=0)
+
+    did = fewer.report["stages"][-1]["did"]
+    assert "clustered to 8 values" in did or "clustered to 4 values" in did, did
+    assert fewer.meets_budget and fewer.report["final"]["flash"] == len(fewer.artifact.flatbuffer) <= budget.flash
+    assert fewer.report["final"]["tflm_agreement"] == 1.0
+    assert fewer.report["final"]["macs"] == sixteen.report["final"]["macs"], "no channel was cut"
+    with pytest.raises(ValueError, match="clusters must be an int from 2 to 16"):
+        tfprune.compress(model, (x, y), (x, y), budget, clusters=32, verbose=0)

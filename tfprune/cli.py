@@ -317,7 +317,11 @@ def _add_compress(commands: argparse._SubParsersAction) -> None:
     compress.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs in total (10)")
     compress.add_argument("--selector", choices=SELECTORS, default="l1", help="which channels go (l1)")
     compress.add_argument("--weights", choices=WEIGHT_ENCODINGS, default="lut", help="weight encoding (lut)")
-    compress.add_argument("--no-distill", action="store_true", help="fine-tune on the labels only")
+    compress.add_argument("--clusters", type=int, default=16,
+                          help="most values per channel of the LUT weights, 2-16 (16: 4-bit)")
+    compress.add_argument("--distill", action=argparse.BooleanOptionalAction, default=False,
+                          help="also fine-tune against the original model's soft targets (off: it did not pay in "
+                               "the benchmark)")
     compress.add_argument("--search-steps", type=int, default=8,
                           help="bisection steps of the width search (8; fewer is faster, less close to the budget)")
     compress.add_argument("--seed", type=int, default=0)
@@ -343,7 +347,7 @@ def _compress(args: argparse.Namespace) -> int:
     budget = Budget(flash=args.flash, arena=args.arena, macs=args.macs, time=args.time)
     train, val = _labelled_npz(args.train, "--train"), _labelled_npz(args.val, "--val")
     result = compress(load_model(args.model), train, val, budget, epochs=args.epochs, selector=args.selector,
-                      weights=args.weights, distill=not args.no_distill, checkpoint=checkpoints,
+                      weights=args.weights, clusters=args.clusters, distill=args.distill, checkpoint=checkpoints,
                       search_steps=args.search_steps, seed=args.seed)
     result.save(out, overwrite=args.force or args.resume)
     import shutil

@@ -12,12 +12,16 @@ The stages, each checked on the exported artifact (:func:`tfprune.export`):
    the exported artifact, weights encoded as the next stage will encode them,
    meets the budget. The cut is the surgery; the model is then fine-tuned.
 3. **weights**: per-channel LUT clustering (16 values, stored 4-bit by TFLite
-   Micro's DECODE operator), fine-tuned with tfmot's clustering kept.
+   Micro's DECODE operator), fine-tuned with tfmot's clustering kept. Without the
+   channels stage it keeps the most values per channel (16, 8, 4 or 2: 4, 3, 2 or
+   1 bit) whose artifact fits, so clustering alone meets budgets 16 values miss.
 4. **int8**: post-training quantization calibrated on the training data.
 
 Fine-tuning is the recovery recipe stated in the report: Adam with a cosine
-learning-rate decay, random crop and flip for images, and distillation from the
-original model (:class:`tfprune.prune.distill.Distiller`) unless ``distill=False``.
+learning-rate decay, random crop and flip for images; ``distill=True`` adds
+distillation from the original model (:class:`tfprune.prune.distill.Distiller`).
+Distillation is off by default because it did not pay in the benchmark's ablation
+(BENCHMARKS.md, "compress": 0.15-1.2 points lower at 48 KB in every pair).
 
 Example:
     >>> import numpy as np, tensorflow as tf
@@ -51,6 +55,8 @@ SELECTORS = ("l1", "taylor", "qsae", "random")
 ALLOCATIONS = ("sensitivity", "uniform")
 #: Weight encodings of the weights stage.
 WEIGHT_ENCODINGS = ("lut", "off")
+#: Values per channel the weights stage tries, most first: 4-, 3-, 2- and 1-bit DECODE LUT indices.
+CLUSTER_COUNTS = (16, 8, 4, 2)
 #: Shares of a group's channels kept when its sensitivity is measured.
 SENSITIVITY_LEVELS = (0.75, 0.5, 0.25)
 #: Shares of a group's channels the allocation chooses among.
@@ -137,7 +143,8 @@ def compress(
     allocation: str = "sensitivity",
     channels: bool = True,
     weights: str = "lut",
-    distill: bool = True,
+    clusters: int = 16,
+    distill: bool = False,
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     augment: bool = True,
@@ -161,7 +168,10 @@ def compress(
             ``"uniform"`` (one share for every group: the classic L1-filters baseline).
         channels: run the channels stage.
         weights: ``"lut"`` (per-channel clustering, 4-bit LUT) or ``"off"``.
-        distill: fine-tune against the original model's soft targets as well as the labels.
+        clusters: the most values per channel the weights stage keeps (2 to 16); with
+            ``channels=False`` it keeps fewer (8, 4, 2) when that is what fits.
+        distill: fine-tune against the original model's soft targets as well as the labels
+            (off by default: it did not pay in the benchmark's ablation).
         batch_size, learning_rate: the fine-tuning recipe (Adam, cosine decay).
         augment: random crop and flip of image data while fine-tuning.
         representative: int8 calibration samples; default the first 500 of ``train``.
@@ -177,6 +187,9 @@ def compress(
     """
     check_keras_model(model)
     _check_arguments(epochs, selector, weights, batch_size, learning_rate)
+    if isinstance(clusters, bool) or not isinstance(clusters, int) or not 2 <= clusters <= 16:
+        raise ValueError(f"clusters must be an int from 2 to 16 (values per channel, 4-bit LUT at most), "
+                         f"got {clusters!r}")
     if isinstance(search_steps, bool) or not isinstance(search_steps, int) or search_steps < 1:
         raise ValueError(f"search_steps must be a positive int, got {search_steps!r}")
     if allocation not in ALLOCATIONS:
@@ -207,18 +220,21 @@ def compress(
         if channels:
             current, figures = _stage(
                 stages, store, "channels", context, current,
-                lambda: _channels_stage(current, context, selector, allocation, weights, split["channels"]),
+                lambda: _channels_stage(current, context, selector, allocation, weights, clusters,
+                                        split["channels"]),
                 train_epochs=split["channels"])
         if weights != "off":
+            counts = [clusters] if channels else [clusters, *(count for count in CLUSTER_COUNTS if count < clusters)]
             current, figures = _stage(
                 stages, store, "weights", context, current,
-                lambda: _weights_stage(current, context, split["weights"]), train_epochs=split["weights"])
+                lambda: _weights_stage(current, context, _cluster_count(current, context, counts), split["weights"]),
+                train_epochs=split["weights"])
         artifact = figures["artifact"]
     misses = budget.misses(figures)
     report = {
         "budget": budget.as_dict(),
         "misses": misses,
-        "recipe": _recipe(context, epochs, selector, allocation, weights, channels),
+        "recipe": _recipe(context, epochs, selector, allocation, weights, clusters, channels),
         "time_plan": context.time_plan,
         "stages": [{key: value for key, value in stage.items() if key != "artifact"} for stage in stages],
         "final": {key: value for key, value in figures.items() if key != "artifact"},
@@ -252,7 +268,7 @@ def _stage(stages: list[dict[str, Any]], store: _Checkpoints, name: str, context
     return result, entry
 
 
-def _channels_stage(model: Any, context: _Context, selector: str, allocation: str, weights: str,
+def _channels_stage(model: Any, context: _Context, selector: str, allocation: str, weights: str, clusters: int,
                     epochs: int) -> tuple[Any, str]:
     from tfprune.core.graph import channel_groups
 
@@ -263,7 +279,8 @@ def _channels_stage(model: Any, context: _Context, selector: str, allocation: st
         _uniform_curves(groups)
     if context.budget.time is not None and context.dense_ticks:
         context.time_macs = _time_as_macs(model, groups, importance, context)
-    widths = _search_widths(model, groups, importance, curves, context, weights,
+    encoding = f"lut{clusters}" if weights == "lut" else weights
+    widths = _search_widths(model, groups, importance, curves, context, encoding,
                             give_back=allocation == "sensitivity")
     from tfprune.prune.channels import prune_to_widths
 
@@ -275,12 +292,28 @@ def _channels_stage(model: Any, context: _Context, selector: str, allocation: st
                    f"fine-tuned {epochs} epochs")
 
 
-def _weights_stage(model: Any, context: _Context, epochs: int) -> tuple[Any, str]:
+def _weights_stage(model: Any, context: _Context, clusters: int, epochs: int) -> tuple[Any, str]:
     from tfprune.baselines import cluster_strip, cluster_wrap
 
-    wrapped = cluster_wrap(model, 16)
+    wrapped = cluster_wrap(model, clusters)
     wrapped = _fine_tune(wrapped, context, epochs, "weights", learning_rate=context.learning_rate / 10)
-    return cluster_strip(wrapped), f"clustered to 16 values per channel, fine-tuned {epochs} epochs"
+    return cluster_strip(wrapped), f"clustered to {clusters} values per channel, fine-tuned {epochs} epochs"
+
+
+def _cluster_count(model: Any, context: _Context, counts: list[int]) -> int:
+    """The first of ``counts`` (most values first) whose clustered artifact meets the planning budget,
+    else the last: the stage then measures the smallest and the budget check says what it missed."""
+    import tensorflow as tf
+
+    if len(counts) == 1:
+        return counts[0]
+    for count in counts:
+        candidate = tf.keras.models.clone_model(model)
+        candidate.set_weights(model.get_weights())
+        _simulate_clustering(candidate, count)
+        if not _planning_budget(context).misses(_candidate_figures(candidate, context)):
+            return count
+    return counts[-1]
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -522,8 +555,8 @@ def _fits(model: Any, groups: list[Any], importance: dict[int, np.ndarray], widt
         from tfprune.prune.channels import prune_to_widths
 
         candidate = prune_to_widths(model, widths, importance, groups=groups)
-        if weights == "lut":
-            _simulate_clustering(candidate)
+        if weights.startswith("lut"):
+            _simulate_clustering(candidate, int(weights[3:]))
         try:
             figures = _candidate_figures(candidate, context)
         except ValueError:  # TFLite Micro cannot run it (e.g. an activation a cut emptied): not a candidate
@@ -623,7 +656,7 @@ def _epoch_split(epochs: int, channels: bool, weights: bool) -> dict[str, int]:
     return {"channels": epochs if channels else 0, "weights": epochs if weights else 0}
 
 
-def _recipe(context: _Context, epochs: int, selector: str, allocation: str, weights: str,
+def _recipe(context: _Context, epochs: int, selector: str, allocation: str, weights: str, clusters: int,
             channels: bool) -> dict[str, Any]:
     return {
         "epochs": epochs, "optimizer": "Adam, cosine decay to 0 per stage",
@@ -631,7 +664,7 @@ def _recipe(context: _Context, epochs: int, selector: str, allocation: str, weig
         "batch_size": context.batch_size, "augmentation": "random crop (4 px padding) and flip" if context.augment
         else "none", "distillation": "alpha 0.9, temperature 4" if context.distill else "none",
         "selector": selector if channels else None, "allocation": allocation if channels else None,
-        "weights": weights, "seed": context.seed,
+        "weights": weights, "clusters": clusters if weights == "lut" else None, "seed": context.seed,
     }
 
 
