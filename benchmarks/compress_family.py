@@ -13,7 +13,11 @@ so methods compare fairly:
 - baselines: ``l1-uniform`` (L1 filters, one share for every group, the classic
   Li et al. recipe) with and without distillation (``l1-uniform+distill``), and
   ``tfmot-cluster``: tfmot's per-channel clustering of the uncut model alone, with
-  the most values per channel (16, 8, 4 or 2) whose LUT artifact fits.
+  the most values per channel (16, 8, 4 or 2) whose LUT artifact fits, and
+  ``tfmot-prune``: tfmot's magnitude pruning of the uncut model alone, at the
+  least sparsity whose DECODE PRUNE artifact fits.
+- ``compress-prune``: channels, then 50% magnitude sparsity stored by DECODE PRUNE
+  instead of LUT weights.
 
 Rows recorded while distillation was on by default (before 2026-11-30's change)
 carry ``ran_as``, the method's name then; their ``recipe`` states the distillation.
@@ -49,7 +53,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "compress-qsae+distill": {"selector": "qsae", "distill": True},
     "channels": {"weights": "off"},
     "channels+distill": {"weights": "off", "distill": True},
+    "compress-prune": {"weights": "prune"},
     "tfmot-cluster": {"channels": False},
+    "tfmot-prune": {"channels": False, "weights": "prune"},
     "l1-uniform": {"allocation": "uniform", "weights": "off"},
     "l1-uniform+distill": {"allocation": "uniform", "weights": "off", "distill": True},
 }

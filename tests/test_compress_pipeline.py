@@ -178,3 +178,35 @@ def test_clustering_alone_keeps_the_most_values_per_channel_that_fit():
     assert fewer.report["final"]["macs"] == sixteen.report["final"]["macs"], "no channel was cut"
     with pytest.raises(ValueError, match="clusters must be an int from 2 to 16"):
         tfprune.compress(model, (x, y), (x, y), budget, clusters=32, verbose=0)
+
+
+def test_prune_weights_zero_the_least_sparsity_that_fits_and_decode_prune_stores_them():
+    from tfprune.core.count import kernel_sparsity
+
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(48, (16, 16, 3), classes=4, seed=0)
+    x = (x * 255).astype("float32")
+    budget = Budget(flash=int(_dense_flash(model, x) * 0.6))
+
+    result = tfprune.compress(model, (x, y), (x, y), budget, epochs=1, channels=False, weights="prune", verbose=0)
+
+    final, did = result.report["final"], result.report["stages"][-1]["did"]
+    assert result.meets_budget and final["flash"] == len(result.artifact.flatbuffer) <= budget.flash
+    assert final["tflm_agreement"] == 1.0 and "prune" in result.artifact.report["compression"]["encodings"]
+    share = float(did.split("%")[0]) / 100
+    assert 0.5 <= share < 0.95 and "fine-tuned 1 epochs" in did
+    convs = {name: value for name, value in kernel_sparsity(result.model).items() if name.startswith("conv")}
+    assert convs and all(abs(value - share) < 0.01 for value in convs.values()), convs
+
+
+def test_channels_plan_for_the_sparsity_the_prune_stage_keeps():
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(48, (16, 16, 3), classes=4, seed=0)
+    x = (x * 255).astype("float32")
+    budget = Budget(flash=int(_dense_flash(model, x) * 0.3))
+    result = tfprune.compress(model, (x, y), (x, y), budget, epochs=0, weights="prune", sparsity=0.6,
+                              search_steps=3, verbose=0)
+    assert [stage["stage"] for stage in result.report["stages"]] == ["reference", "channels", "weights"]
+    assert result.report["stages"][-1]["did"].startswith("60% of every Conv2D and Dense kernel zeroed")
+    assert result.meets_budget and result.report["final"]["flash"] <= budget.flash
+    assert result.report["recipe"]["sparsity"] == 0.6

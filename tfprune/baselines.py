@@ -111,8 +111,36 @@ def tfmot_magnitude(
 
     import tensorflow as tf
 
-    tfmot = _tfmot()
     tf.keras.utils.set_random_seed(seed)
+    wrapped = magnitude_wrap(model, target_sparsity, end_step, begin_step=begin_step, frequency=frequency,
+                             initial_sparsity=initial_sparsity)
+    _fine_tune(wrapped, model, fit_args, epochs, learning_rate, loss, verbose,
+               callbacks=magnitude_callbacks())
+    return magnitude_strip(wrapped)
+
+
+def magnitude_wrap(model: Any, target_sparsity: float, end_step: int, *, begin_step: int = 0,
+                   frequency: int | None = None, initial_sparsity: float = 0.0) -> Any:
+    """A copy of ``model`` whose Conv2D and Dense kernels are wrapped in tfmot's ``prune_low_magnitude``.
+
+    The first half of :func:`tfmot_magnitude` (same schedule: ``PolynomialDecay``,
+    power 3, ``initial_sparsity`` at ``begin_step`` to ``target_sparsity`` at
+    ``end_step``), for training loops of one's own: fit the result with tfmot's
+    ``UpdatePruningStep`` callback, then :func:`magnitude_strip` it.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(4, name="fc")])
+        >>> type(magnitude_wrap(model, 0.5, end_step=10).layers[0]).__name__
+        'PruneLowMagnitude'
+    """
+    check_keras_model(model)
+    if not 0.0 <= initial_sparsity <= target_sparsity < 1.0:
+        raise ValueError(
+            f"need 0 <= initial_sparsity <= target_sparsity < 1, got {initial_sparsity} and {target_sparsity}"
+        )
+    end_step, frequency = _schedule_steps(begin_step, end_step, frequency, None)
+    tfmot = _tfmot()
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         initial_sparsity=initial_sparsity, final_sparsity=target_sparsity,
         begin_step=begin_step, end_step=end_step, power=3, frequency=frequency,
@@ -121,10 +149,29 @@ def tfmot_magnitude(
     def wrap(layer: Any) -> Any:
         return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
 
-    wrapped = _wrap_layers(_copy(model), _tfmot_prunable, wrap)
-    _fine_tune(wrapped, model, fit_args, epochs, learning_rate, loss, verbose,
-               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
-    return tfmot.sparsity.keras.strip_pruning(wrapped)
+    return _wrap_layers(_copy(model), magnitude_prunable, wrap)
+
+
+def magnitude_callbacks() -> list[Any]:
+    """The Keras callbacks a fit of a :func:`magnitude_wrap` model needs (tfmot's ``UpdatePruningStep``).
+
+    Example:
+        >>> [type(callback).__name__ for callback in magnitude_callbacks()]
+        ['UpdatePruningStep']
+    """
+    return [_tfmot().sparsity.keras.UpdatePruningStep()]
+
+
+def magnitude_strip(model: Any) -> Any:
+    """A plain Keras model from one :func:`magnitude_wrap` made: each kernel keeps its zeros.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(4, name="fc")])
+        >>> type(magnitude_strip(magnitude_wrap(model, 0.5, end_step=10)).layers[0]).__name__
+        'Dense'
+    """
+    return _tfmot().sparsity.keras.strip_pruning(model)
 
 
 def tfmot_cluster(
@@ -281,7 +328,7 @@ def sparsity_for_nonzeros(model: Any, target_nonzeros: int) -> float:
     if isinstance(target_nonzeros, bool) or not isinstance(target_nonzeros, (int, np.integer)):
         raise TypeError(f"target_nonzeros must be an int, got {type(target_nonzeros).__name__}")
     kernels = prunable_kernels(model)
-    pruned = {layer.name for layer in model.layers if _tfmot_prunable(layer)}
+    pruned = {layer.name for layer in model.layers if magnitude_prunable(layer)}
     size = sum(kernels[name].size for name in pruned)
     kept = sum(int(np.count_nonzero(kernel)) for name, kernel in kernels.items() if name not in pruned)
     if not kept < target_nonzeros <= kept + size:
@@ -328,7 +375,14 @@ def _is_conv2d(layer: Any) -> bool:
     return type(layer) is tf.keras.layers.Conv2D
 
 
-def _tfmot_prunable(layer: Any) -> bool:
+def magnitude_prunable(layer: Any) -> bool:
+    """Whether :func:`magnitude_wrap` prunes ``layer``: a Conv2D or a Dense (exact classes, as tfmot's registry).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> magnitude_prunable(tf.keras.layers.Dense(2)), magnitude_prunable(tf.keras.layers.DepthwiseConv2D(3))
+        (True, False)
+    """
     import tensorflow as tf
 
     return type(layer) in (tf.keras.layers.Conv2D, tf.keras.layers.Dense)

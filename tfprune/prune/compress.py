@@ -15,6 +15,11 @@ The stages, each checked on the exported artifact (:func:`tfprune.export`):
    Micro's DECODE operator), fine-tuned with tfmot's clustering kept. Without the
    channels stage it keeps the most values per channel (16, 8, 4 or 2: 4, 3, 2 or
    1 bit) whose artifact fits, so clustering alone meets budgets 16 values miss.
+   ``weights="prune"`` instead zeroes the smallest weights of every Conv2D and
+   Dense kernel (tfmot's magnitude pruning, kept while fine-tuning), stored by
+   DECODE PRUNE: a bitmask and the kept int8 values. Without the channels stage
+   it takes the least sparsity whose artifact fits; with it, ``sparsity``
+   (default 0.5), which the width search plans for.
 4. **int8**: post-training quantization calibrated on the training data.
 
 Fine-tuning is the recovery recipe stated in the report: Adam with a cosine
@@ -54,9 +59,15 @@ SELECTORS = ("l1", "taylor", "qsae", "random")
 #: How the channels stage allocates widths.
 ALLOCATIONS = ("sensitivity", "uniform")
 #: Weight encodings of the weights stage.
-WEIGHT_ENCODINGS = ("lut", "off")
+WEIGHT_ENCODINGS = ("lut", "prune", "off")
 #: Values per channel the weights stage tries, most first: 4-, 3-, 2- and 1-bit DECODE LUT indices.
 CLUSTER_COUNTS = (16, 8, 4, 2)
+#: Shares of zeros the PRUNE weights stage tries without the channels stage, fewest first.
+SPARSITY_GRID = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+#: The share of zeros the channels stage plans for when ``weights="prune"`` and no ``sparsity`` is given.
+PLANNED_SPARSITY = 0.5
+#: Share of the PRUNE stage's training steps over which sparsity ramps up (tfmot's polynomial schedule).
+SPARSITY_RAMP = 2 / 3
 #: Shares of a group's channels kept when its sensitivity is measured.
 SENSITIVITY_LEVELS = (0.75, 0.5, 0.25)
 #: Shares of a group's channels the allocation chooses among.
@@ -144,6 +155,7 @@ def compress(
     channels: bool = True,
     weights: str = "lut",
     clusters: int = 16,
+    sparsity: float | None = None,
     distill: bool = False,
     batch_size: int = 64,
     learning_rate: float = 1e-3,
@@ -170,6 +182,8 @@ def compress(
         weights: ``"lut"`` (per-channel clustering, 4-bit LUT) or ``"off"``.
         clusters: the most values per channel the weights stage keeps (2 to 16); with
             ``channels=False`` it keeps fewer (8, 4, 2) when that is what fits.
+        sparsity: with ``weights="prune"``, the share of zeros of each Conv2D and Dense
+            kernel; default: the least that fits without the channels stage, 0.5 with it.
         distill: fine-tune against the original model's soft targets as well as the labels
             (off by default: it did not pay in the benchmark's ablation).
         batch_size, learning_rate: the fine-tuning recipe (Adam, cosine decay).
@@ -190,6 +204,9 @@ def compress(
     if isinstance(clusters, bool) or not isinstance(clusters, int) or not 2 <= clusters <= 16:
         raise ValueError(f"clusters must be an int from 2 to 16 (values per channel, 4-bit LUT at most), "
                          f"got {clusters!r}")
+    if sparsity is not None and (isinstance(sparsity, bool) or not isinstance(sparsity, (int, float))
+                                 or not 0 < sparsity < 1):
+        raise ValueError(f"sparsity must be a share of zeros between 0 and 1, got {sparsity!r}")
     if isinstance(search_steps, bool) or not isinstance(search_steps, int) or search_steps < 1:
         raise ValueError(f"search_steps must be a positive int, got {search_steps!r}")
     if allocation not in ALLOCATIONS:
@@ -217,24 +234,23 @@ def compress(
     current, artifact = reference, figures["artifact"]
     if budget.misses(figures):
         split = _epoch_split(epochs, channels, weights != "off")
+        options = _encodings(weights, clusters, sparsity, channels)
         if channels:
             current, figures = _stage(
                 stages, store, "channels", context, current,
-                lambda: _channels_stage(current, context, selector, allocation, weights, clusters,
-                                        split["channels"]),
+                lambda: _channels_stage(current, context, selector, allocation, options[0], split["channels"]),
                 train_epochs=split["channels"])
         if weights != "off":
-            counts = [clusters] if channels else [clusters, *(count for count in CLUSTER_COUNTS if count < clusters)]
             current, figures = _stage(
                 stages, store, "weights", context, current,
-                lambda: _weights_stage(current, context, _cluster_count(current, context, counts), split["weights"]),
+                lambda: _weights_stage(current, context, _first_fitting(current, context, options), split["weights"]),
                 train_epochs=split["weights"])
         artifact = figures["artifact"]
     misses = budget.misses(figures)
     report = {
         "budget": budget.as_dict(),
         "misses": misses,
-        "recipe": _recipe(context, epochs, selector, allocation, weights, clusters, channels),
+        "recipe": _recipe(context, epochs, selector, allocation, weights, clusters, sparsity, channels),
         "time_plan": context.time_plan,
         "stages": [{key: value for key, value in stage.items() if key != "artifact"} for stage in stages],
         "final": {key: value for key, value in figures.items() if key != "artifact"},
@@ -268,8 +284,8 @@ def _stage(stages: list[dict[str, Any]], store: _Checkpoints, name: str, context
     return result, entry
 
 
-def _channels_stage(model: Any, context: _Context, selector: str, allocation: str, weights: str, clusters: int,
-                    epochs: int) -> tuple[Any, str]:
+def _channels_stage(model: Any, context: _Context, selector: str, allocation: str,
+                    encoding: tuple[str, float] | None, epochs: int) -> tuple[Any, str]:
     from tfprune.core.graph import channel_groups
 
     groups = channel_groups(model)
@@ -279,7 +295,6 @@ def _channels_stage(model: Any, context: _Context, selector: str, allocation: st
         _uniform_curves(groups)
     if context.budget.time is not None and context.dense_ticks:
         context.time_macs = _time_as_macs(model, groups, importance, context)
-    encoding = f"lut{clusters}" if weights == "lut" else weights
     widths = _search_widths(model, groups, importance, curves, context, encoding,
                             give_back=allocation == "sensitivity")
     from tfprune.prune.channels import prune_to_widths
@@ -292,28 +307,64 @@ def _channels_stage(model: Any, context: _Context, selector: str, allocation: st
                    f"fine-tuned {epochs} epochs")
 
 
-def _weights_stage(model: Any, context: _Context, clusters: int, epochs: int) -> tuple[Any, str]:
+def _weights_stage(model: Any, context: _Context, encoding: tuple[str, float], epochs: int) -> tuple[Any, str]:
+    kind, amount = encoding
+    if kind == "prune":
+        return _prune_stage(model, context, float(amount), epochs)
     from tfprune.baselines import cluster_strip, cluster_wrap
 
-    wrapped = cluster_wrap(model, clusters)
+    wrapped = cluster_wrap(model, int(amount))
     wrapped = _fine_tune(wrapped, context, epochs, "weights", learning_rate=context.learning_rate / 10)
-    return cluster_strip(wrapped), f"clustered to {clusters} values per channel, fine-tuned {epochs} epochs"
+    return cluster_strip(wrapped), f"clustered to {int(amount)} values per channel, fine-tuned {epochs} epochs"
 
 
-def _cluster_count(model: Any, context: _Context, counts: list[int]) -> int:
-    """The first of ``counts`` (most values first) whose clustered artifact meets the planning budget,
-    else the last: the stage then measures the smallest and the budget check says what it missed."""
+def _prune_stage(model: Any, context: _Context, sparsity: float, epochs: int) -> tuple[Any, str]:
+    """tfmot magnitude pruning to ``sparsity``, ramped over the first :data:`SPARSITY_RAMP` of the stage's steps."""
+    from tfprune.baselines import magnitude_callbacks, magnitude_strip, magnitude_wrap
+
+    did = f"{sparsity:.0%} of every Conv2D and Dense kernel zeroed by magnitude"
+    if epochs == 0:
+        pruned = _copy(model)
+        _simulate_sparsity(pruned, sparsity)
+        return pruned, f"{did}, not fine-tuned"
+    steps = epochs * _training_data(context)[1]
+    wrapped = magnitude_wrap(model, sparsity, end_step=max(1, int(steps * SPARSITY_RAMP)))
+    wrapped = _fine_tune(wrapped, context, epochs, "weights", callbacks=magnitude_callbacks())
+    return magnitude_strip(wrapped), f"{did}, fine-tuned {epochs} epochs"
+
+
+def _encodings(weights: str, clusters: int, sparsity: float | None, channels: bool) -> list[tuple[str, float]]:
+    """The weight encodings the weights stage may use, the least lossy first (one when the channels stage
+    plans for it, or when the user fixed it)."""
+    if weights == "lut":
+        fewer = [] if channels else [count for count in CLUSTER_COUNTS if count < clusters]
+        return [("lut", clusters), *(("lut", count) for count in fewer)]
+    if weights == "prune":
+        if sparsity is not None:
+            return [("prune", sparsity)]
+        return [("prune", PLANNED_SPARSITY)] if channels else [("prune", share) for share in SPARSITY_GRID]
+    return [("off", 0)]
+
+
+def _first_fitting(model: Any, context: _Context, encodings: list[tuple[str, float]]) -> tuple[str, float]:
+    """The first of ``encodings`` whose artifact meets the planning budget, else the last: the stage
+    then measures the smallest and the budget check says what it missed."""
+    if len(encodings) == 1:
+        return encodings[0]
+    for encoding in encodings:
+        candidate = _copy(model)
+        _simulate(candidate, encoding)
+        if not _planning_budget(context).misses(_candidate_figures(candidate, context)):
+            return encoding
+    return encodings[-1]
+
+
+def _copy(model: Any) -> Any:
     import tensorflow as tf
 
-    if len(counts) == 1:
-        return counts[0]
-    for count in counts:
-        candidate = tf.keras.models.clone_model(model)
-        candidate.set_weights(model.get_weights())
-        _simulate_clustering(candidate, count)
-        if not _planning_budget(context).misses(_candidate_figures(candidate, context)):
-            return count
-    return counts[-1]
+    copy = tf.keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -488,7 +539,7 @@ def _allocate(groups: list[Any], curves: dict[int, dict[str, Any]], price: float
 
 
 def _search_widths(model: Any, groups: list[Any], importance: dict[int, np.ndarray],
-                   curves: dict[int, dict[str, Any]], context: _Context, weights: str,
+                   curves: dict[int, dict[str, Any]], context: _Context, encoding: tuple[str, float],
                    give_back: bool = True) -> dict[int, int]:
     """The cheapest-loss widths whose exported artifact (weights encoded as planned) meets the budget.
 
@@ -496,7 +547,7 @@ def _search_widths(model: Any, groups: list[Any], importance: dict[int, np.ndarr
     smallest allocation is tried first, so an unreachable budget fails at once.
     """
     def fits(price: float) -> tuple[bool, dict[str, Any] | None]:
-        return _fits(model, groups, importance, _allocate(groups, curves, price), context, weights)
+        return _fits(model, groups, importance, _allocate(groups, curves, price), context, encoding)
 
     low, high = PRICE_RANGE
     fitting, smallest = fits(high)
@@ -513,11 +564,11 @@ def _search_widths(model: Any, groups: list[Any], importance: dict[int, np.ndarr
         else:
             low = middle
     widths = _allocate(groups, curves, high)
-    return _give_back(model, groups, importance, curves, widths, context, weights) if give_back else widths
+    return _give_back(model, groups, importance, curves, widths, context, encoding) if give_back else widths
 
 
 def _give_back(model: Any, groups: list[Any], importance: dict[int, np.ndarray], curves: dict[int, dict[str, Any]],
-               widths: dict[int, int], context: _Context, weights: str) -> dict[int, int]:
+               widths: dict[int, int], context: _Context, encoding: tuple[str, float]) -> dict[int, int]:
     """Widen groups one grid step at a time, least loss per byte first, while the artifact still fits.
 
     The allocation jumps between prices (widths are a grid); what the budget
@@ -539,7 +590,7 @@ def _give_back(model: Any, groups: list[Any], importance: dict[int, np.ndarray],
             options.append((gain / cost, group_id, wider))
         for _, group_id, wider in sorted(options, reverse=True):
             trial = {**widths, group_id: wider}
-            if _fits(model, groups, importance, trial, context, weights)[0]:
+            if _fits(model, groups, importance, trial, context, encoding)[0]:
                 widths = trial
                 break
         else:
@@ -548,15 +599,14 @@ def _give_back(model: Any, groups: list[Any], importance: dict[int, np.ndarray],
 
 
 def _fits(model: Any, groups: list[Any], importance: dict[int, np.ndarray], widths: dict[int, int],
-          context: _Context, weights: str) -> tuple[bool, dict[str, Any] | None]:
-    """Whether the model cut to ``widths``, weights encoded as planned, exports within the budget."""
-    key = (tuple(sorted(widths.items())), weights)
+          context: _Context, encoding: tuple[str, float]) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the model cut to ``widths``, weights encoded as planned (``encoding``), exports within the budget."""
+    key = (tuple(sorted(widths.items())), encoding)
     if key not in context.candidates:
         from tfprune.prune.channels import prune_to_widths
 
         candidate = prune_to_widths(model, widths, importance, groups=groups)
-        if weights.startswith("lut"):
-            _simulate_clustering(candidate, int(weights[3:]))
+        _simulate(candidate, encoding)
         try:
             figures = _candidate_figures(candidate, context)
         except ValueError:  # TFLite Micro cannot run it (e.g. an activation a cut emptied): not a candidate
@@ -577,6 +627,32 @@ def _planning_budget(context: _Context) -> Budget:
     time = context.time_macs if context.time_macs is not None else budget.time
     return Budget(flash=tighter(budget.flash), arena=tighter(budget.arena), macs=budget.macs,
                   time=max(time, 1e-6) if time is not None else None)
+
+
+def _simulate(model: Any, encoding: tuple[str, float] | None) -> None:
+    """Give ``model``'s kernels the values the weights stage will leave: ``("lut", values)``,
+    ``("prune", sparsity)`` or ``("off", 0)`` / None (unchanged)."""
+    kind, amount = encoding or ("off", 0)
+    if kind == "lut":
+        _simulate_clustering(model, int(amount))
+    elif kind == "prune":
+        _simulate_sparsity(model, float(amount))
+
+
+def _simulate_sparsity(model: Any, sparsity: float) -> None:
+    """Zero the ``sparsity`` smallest-magnitude weights of each kernel :func:`tfprune.baselines.magnitude_wrap`
+    prunes, as tfmot's mask does at the end of its schedule."""
+    from tfprune.baselines import magnitude_prunable
+
+    for layer in model.layers:
+        if not magnitude_prunable(layer):
+            continue
+        kernel = layer.kernel.numpy()
+        drop = int(round(sparsity * kernel.size))
+        if drop:
+            flat = kernel.reshape(-1)
+            flat[np.argsort(np.abs(flat), kind="stable")[:drop]] = 0.0
+            layer.kernel.assign(flat.reshape(kernel.shape))
 
 
 def _simulate_clustering(model: Any, clusters: int = 16) -> None:
@@ -612,7 +688,8 @@ def _candidate_figures(model: Any, context: _Context) -> dict[str, Any]:
 # --- fine-tuning ------------------------------------------------------------------------------
 
 
-def _fine_tune(model: Any, context: _Context, epochs: int, stage: str, learning_rate: float | None = None) -> Any:
+def _fine_tune(model: Any, context: _Context, epochs: int, stage: str, learning_rate: float | None = None,
+               callbacks: list[Any] | None = None) -> Any:
     """Train ``model`` for ``epochs`` with the recipe: Adam, cosine decay, augmentation, distillation."""
     if epochs == 0:
         return model
@@ -626,7 +703,7 @@ def _fine_tune(model: Any, context: _Context, epochs: int, stage: str, learning_
     student = Distiller(model, context.teacher, alpha=0.9 if context.distill else 0.0)
     student.compile(optimizer, metrics=["accuracy"])
     verbose = (1 if sys.stdout.isatty() else 2) if context.verbose else 0
-    history = student.fit(dataset, epochs=epochs, verbose=verbose)
+    history = student.fit(dataset, epochs=epochs, verbose=verbose, callbacks=callbacks or [])
     for key, values in history.history.items():
         context.history.setdefault(f"{stage}_{key}", []).extend(float(v) for v in values)
     return model
@@ -657,14 +734,15 @@ def _epoch_split(epochs: int, channels: bool, weights: bool) -> dict[str, int]:
 
 
 def _recipe(context: _Context, epochs: int, selector: str, allocation: str, weights: str, clusters: int,
-            channels: bool) -> dict[str, Any]:
+            sparsity: float | None, channels: bool) -> dict[str, Any]:
     return {
         "epochs": epochs, "optimizer": "Adam, cosine decay to 0 per stage",
         "learning_rate": context.learning_rate, "weights_stage_learning_rate": context.learning_rate / 10,
         "batch_size": context.batch_size, "augmentation": "random crop (4 px padding) and flip" if context.augment
         else "none", "distillation": "alpha 0.9, temperature 4" if context.distill else "none",
         "selector": selector if channels else None, "allocation": allocation if channels else None,
-        "weights": weights, "clusters": clusters if weights == "lut" else None, "seed": context.seed,
+        "weights": weights, "clusters": clusters if weights == "lut" else None,
+        "sparsity": sparsity if weights == "prune" else None, "seed": context.seed,
     }
 
 
