@@ -17,7 +17,8 @@ so methods compare fairly:
   ``tfmot-prune``: tfmot's magnitude pruning of the uncut model alone, at the
   least sparsity whose DECODE PRUNE artifact fits.
 - ``compress-prune``: channels, then 50% magnitude sparsity stored by DECODE PRUNE
-  instead of LUT weights.
+  instead of LUT weights; ``compress-lut8`` and ``compress-lut4``: 8 or 4 values per
+  channel (3- or 2-bit indices) instead of 16, so the channels stage cuts less.
 
 Rows recorded while distillation was on by default (before 2026-11-30's change)
 carry ``ran_as``, the method's name then; their ``recipe`` states the distillation.
@@ -54,6 +55,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "channels": {"weights": "off"},
     "channels+distill": {"weights": "off", "distill": True},
     "compress-prune": {"weights": "prune"},
+    "compress-lut8": {"clusters": 8},
+    "compress-lut4": {"clusters": 4},
     "tfmot-cluster": {"channels": False},
     "tfmot-prune": {"channels": False, "weights": "prune"},
     "l1-uniform": {"allocation": "uniform", "weights": "off"},
