@@ -18,7 +18,9 @@ so methods compare fairly:
   least sparsity whose DECODE PRUNE artifact fits.
 - ``compress-prune``: channels, then 50% magnitude sparsity stored by DECODE PRUNE
   instead of LUT weights; ``compress-lut8`` and ``compress-lut4``: 8 or 4 values per
-  channel (3- or 2-bit indices) instead of 16, so the channels stage cuts less.
+  channel (3- or 2-bit indices) instead of 16, so the channels stage cuts less;
+  ``compress+qat``: the ablation's last step, quantization-aware training (CQAT)
+  for one of the epochs, kept where it fits and measures better.
 
 Rows recorded while distillation was on by default (before 2026-11-30's change)
 carry ``ran_as``, the method's name then; their ``recipe`` states the distillation.
@@ -55,6 +57,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "channels": {"weights": "off"},
     "channels+distill": {"weights": "off", "distill": True},
     "compress-prune": {"weights": "prune"},
+    "compress+qat": {"qat": True},
     "compress-lut8": {"clusters": 8},
     "compress-lut4": {"clusters": 4},
     "tfmot-cluster": {"channels": False},

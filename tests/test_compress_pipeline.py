@@ -210,3 +210,27 @@ def test_channels_plan_for_the_sparsity_the_prune_stage_keeps():
     assert result.report["stages"][-1]["did"].startswith("60% of every Conv2D and Dense kernel zeroed")
     assert result.meets_budget and result.report["final"]["flash"] <= budget.flash
     assert result.report["recipe"]["sparsity"] == 0.6
+
+
+def test_quantization_aware_training_is_kept_only_where_it_fits_and_measures_better():
+    model = MODELS["resnet8"]()
+    x, y = synthetic_images(96, (16, 16, 3), classes=4, seed=0)
+    x = (x * 255).astype("float32")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, verbose=0)
+    budget = Budget(flash=int(_dense_flash(model, x) * 0.6))
+
+    result = tfprune.compress(model, (x, y), (x[:48], y[:48]), budget, epochs=2, qat=True, search_steps=3, verbose=0)
+
+    stages = result.report["stages"]
+    assert [stage["stage"] for stage in stages] == ["reference", "channels", "weights", "qat"]
+    qat, weights, final = stages[-1], stages[-2], result.report["final"]
+    assert "clusters kept (CQAT)" in qat["did"] and qat["epochs"] == 1 and result.report["recipe"]["qat"]
+    assert result.meets_budget and final["flash"] == len(result.artifact.flatbuffer) <= budget.flash
+    assert final["tflm_agreement"] == 1.0
+    # the returned artifact is the better of the two int8 routes that fit, and the report says which
+    if qat["kept"]:
+        assert final["flash"] == qat["flash"] and qat["accuracy"] >= weights["accuracy"]
+        assert any(type(layer).__name__ == "QuantizeWrapperV2" for layer in result.model.layers)
+    else:
+        assert final["flash"] == weights["flash"] and "the previous stage's is kept" in qat["did"]

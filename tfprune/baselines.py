@@ -37,8 +37,10 @@ from typing import Any, Callable
 import numpy as np
 
 from tfprune.core.count import prunable_kernels
-from tfprune.keras_model import check_keras_model, fit_arguments
+from tfprune.keras_model import check_keras_model, first_line, fit_arguments
 
+#: What :func:`qat_wrap` keeps of earlier compression: nothing, clustered values, or zeros.
+QAT_PRESERVE = (None, "clusters", "sparsity")
 #: Centroid initializations offered for :func:`tfmot_cluster`.
 CLUSTER_INITS = ("kmeans++", "linear")
 
@@ -373,6 +375,47 @@ def _is_conv2d(layer: Any) -> bool:
     # exact class: tfmot's registries look layers up by class, so subclasses
     # (larq's QuantConv2D, Conv2DTranspose) are not theirs to wrap
     return type(layer) is tf.keras.layers.Conv2D
+
+
+def qat_wrap(model: Any, preserve: str | None = None) -> Any:
+    """A copy of ``model`` ready for tfmot's quantization-aware training (int8 fake quantization while it fits).
+
+    ``preserve="clusters"`` uses tfmot's cluster-preserving scheme (CQAT), so each
+    kernel keeps the values clustering left it (per output channel for a Conv2D
+    whose channels hold about as many) and the LUT encoding still applies;
+    ``"sparsity"`` the prune-preserving one (PQAT), so zeros stay zeros. Export
+    the trained model with ``tfprune.export`` as any other: the converter takes
+    the ranges it learned. Load a saved one inside :func:`qat_scope`.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(4, name="fc")])
+        >>> [type(layer).__name__ for layer in qat_wrap(model).layers]
+        ['QuantizeLayer', 'QuantizeWrapperV2']
+    """
+    check_keras_model(model)
+    if preserve not in QAT_PRESERVE:
+        raise ValueError(f"preserve must be one of {QAT_PRESERVE}, got {preserve!r}")
+    tfmot = _tfmot()
+    quantization = tfmot.quantization.keras
+    scheme = {None: quantization.default_8bit.Default8BitQuantizeScheme,
+              "clusters": tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme,
+              "sparsity": tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme}[preserve]()
+    try:
+        return quantization.quantize_apply(quantization.quantize_annotate_model(_copy(model)), scheme)
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(f"tfmot's quantization-aware training cannot wrap model {model.name!r}: "
+                         f"{first_line(error)}") from None
+
+
+def qat_scope() -> Any:
+    """The scope in which a saved :func:`qat_wrap` model loads (``with qat_scope(): tf.keras.models.load_model(...)``).
+
+    Example:
+        >>> with qat_scope():
+        ...     pass
+    """
+    return _tfmot().quantization.keras.quantize_scope()
 
 
 def magnitude_prunable(layer: Any) -> bool:

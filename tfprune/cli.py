@@ -321,6 +321,8 @@ def _add_compress(commands: argparse._SubParsersAction) -> None:
                           help="most values per channel of the LUT weights, 2-16 (16: 4-bit)")
     compress.add_argument("--sparsity", type=float,
                           help="with --weights prune: share of zeros per kernel (default: the least that fits)")
+    compress.add_argument("--qat", action="store_true",
+                          help="end with quantization-aware training (tfmot; keeps the clusters or zeros)")
     compress.add_argument("--distill", action=argparse.BooleanOptionalAction, default=False,
                           help="also fine-tune against the original model's soft targets (off: it did not pay in "
                                "the benchmark)")
@@ -350,7 +352,7 @@ def _compress(args: argparse.Namespace) -> int:
     train, val = _labelled_npz(args.train, "--train"), _labelled_npz(args.val, "--val")
     result = compress(load_model(args.model), train, val, budget, epochs=args.epochs, selector=args.selector,
                       weights=args.weights, clusters=args.clusters, sparsity=args.sparsity,
-                      distill=args.distill, checkpoint=checkpoints,
+                      qat=args.qat, distill=args.distill, checkpoint=checkpoints,
                       search_steps=args.search_steps, seed=args.seed)
     result.save(out, overwrite=args.force or args.resume)
     import shutil

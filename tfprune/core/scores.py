@@ -556,6 +556,8 @@ def ends_in_softmax(model: Any) -> bool:
     if isinstance(layer, tf.keras.layers.Softmax):
         return True
     activation = getattr(layer, "activation", None)
+    # tfmot's quantization-aware training wraps it (QuantizeAwareActivation, tfmot 0.8) and keeps it as .activation
+    activation = getattr(activation, "activation", activation)
     return activation is not None and getattr(activation, "__name__", "") == "softmax"
 
 

@@ -20,7 +20,10 @@ The stages, each checked on the exported artifact (:func:`tfprune.export`):
    DECODE PRUNE: a bitmask and the kept int8 values. Without the channels stage
    it takes the least sparsity whose artifact fits; with it, ``sparsity``
    (default 0.5), which the width search plans for.
-4. **int8**: post-training quantization calibrated on the training data.
+4. **int8**: post-training quantization calibrated on the training data; with
+   ``qat=True`` first a ``qat`` stage: tfmot's quantization-aware training, keeping
+   the clusters (CQAT) or zeros (PQAT) the weights stage left, for one eighth of
+   the epochs (at least one).
 
 Fine-tuning is the recovery recipe stated in the report: Adam with a cosine
 learning-rate decay, random crop and flip for images; ``distill=True`` adds
@@ -156,6 +159,7 @@ def compress(
     weights: str = "lut",
     clusters: int = 16,
     sparsity: float | None = None,
+    qat: bool = False,
     distill: bool = False,
     batch_size: int = 64,
     learning_rate: float = 1e-3,
@@ -184,6 +188,8 @@ def compress(
             ``channels=False`` it keeps fewer (8, 4, 2) when that is what fits.
         sparsity: with ``weights="prune"``, the share of zeros of each Conv2D and Dense
             kernel; default: the least that fits without the channels stage, 0.5 with it.
+        qat: end with quantization-aware training (tfmot; the returned model then holds its
+            wrappers: load a saved one inside ``tfprune.baselines.qat_scope()``).
         distill: fine-tune against the original model's soft targets as well as the labels
             (off by default: it did not pay in the benchmark's ablation).
         batch_size, learning_rate: the fine-tuning recipe (Adam, cosine decay).
@@ -204,6 +210,8 @@ def compress(
     if isinstance(clusters, bool) or not isinstance(clusters, int) or not 2 <= clusters <= 16:
         raise ValueError(f"clusters must be an int from 2 to 16 (values per channel, 4-bit LUT at most), "
                          f"got {clusters!r}")
+    if not isinstance(qat, bool):
+        raise ValueError(f"qat must be True or False, got {qat!r}")
     if sparsity is not None and (isinstance(sparsity, bool) or not isinstance(sparsity, (int, float))
                                  or not 0 < sparsity < 1):
         raise ValueError(f"sparsity must be a share of zeros between 0 and 1, got {sparsity!r}")
@@ -233,7 +241,7 @@ def compress(
     context.dense_macs, context.dense_ticks = figures["macs"], figures.get("ticks")
     current, artifact = reference, figures["artifact"]
     if budget.misses(figures):
-        split = _epoch_split(epochs, channels, weights != "off")
+        split = _epoch_split(epochs, channels, weights != "off", qat)
         options = _encodings(weights, clusters, sparsity, channels)
         if channels:
             current, figures = _stage(
@@ -245,12 +253,19 @@ def compress(
                 stages, store, "weights", context, current,
                 lambda: _weights_stage(current, context, _first_fitting(current, context, options), split["weights"]),
                 train_epochs=split["weights"])
+        if qat:
+            preserve = {"lut": "clusters", "prune": "sparsity"}.get(weights)
+            before = current, figures
+            current, figures = _stage(stages, store, "qat", context, current,
+                                      lambda: _qat_stage(current, context, preserve, split["qat"]),
+                                      train_epochs=split["qat"])
+            current, figures = _better_int8(before, (current, figures), stages[-1], budget)
         artifact = figures["artifact"]
     misses = budget.misses(figures)
     report = {
         "budget": budget.as_dict(),
         "misses": misses,
-        "recipe": _recipe(context, epochs, selector, allocation, weights, clusters, sparsity, channels),
+        "recipe": {**_recipe(context, epochs, selector, allocation, weights, clusters, sparsity, channels), "qat": qat},
         "time_plan": context.time_plan,
         "stages": [{key: value for key, value in stage.items() if key != "artifact"} for stage in stages],
         "final": {key: value for key, value in figures.items() if key != "artifact"},
@@ -316,6 +331,33 @@ def _weights_stage(model: Any, context: _Context, encoding: tuple[str, float], e
     wrapped = cluster_wrap(model, int(amount))
     wrapped = _fine_tune(wrapped, context, epochs, "weights", learning_rate=context.learning_rate / 10)
     return cluster_strip(wrapped), f"clustered to {int(amount)} values per channel, fine-tuned {epochs} epochs"
+
+
+def _better_int8(ptq: tuple[Any, dict[str, Any]], qat: tuple[Any, dict[str, Any]], entry: dict[str, Any],
+                 budget: Budget) -> tuple[Any, dict[str, Any]]:
+    """The QAT model where its artifact meets the budget and is at least as accurate on the validation
+    data as the post-training quantized one before it, else that one; ``entry`` (the qat stage's) says which."""
+    missed = budget.misses(qat[1])
+    if missed and not budget.misses(ptq[1]):
+        entry["did"] += f"; its artifact missed the budget ({'; '.join(missed)}): the previous stage's is kept"
+        entry["kept"] = False
+        return ptq
+    if qat[1]["accuracy"] < ptq[1]["accuracy"]:
+        entry["did"] += (f"; int8 accuracy {qat[1]['accuracy']:.2%} against {ptq[1]['accuracy']:.2%} post-training "
+                         f"quantized: the previous stage's is kept")
+        entry["kept"] = False
+        return ptq
+    entry["kept"] = True
+    return qat
+
+
+def _qat_stage(model: Any, context: _Context, preserve: str | None, epochs: int) -> tuple[Any, str]:
+    from tfprune.baselines import qat_wrap
+
+    wrapped = qat_wrap(model, preserve)
+    wrapped = _fine_tune(wrapped, context, epochs, "qat", learning_rate=context.learning_rate / 10)
+    kept = {"clusters": ", clusters kept (CQAT)", "sparsity": ", zeros kept (PQAT)"}.get(preserve, "")
+    return wrapped, f"quantization-aware training{kept}, fine-tuned {epochs} epochs"
 
 
 def _prune_stage(model: Any, context: _Context, sparsity: float, epochs: int) -> tuple[Any, str]:
@@ -726,11 +768,13 @@ def _training_data(context: _Context) -> tuple[Any, int]:
     return dataset, math.ceil(len(x) / context.batch_size)
 
 
-def _epoch_split(epochs: int, channels: bool, weights: bool) -> dict[str, int]:
+def _epoch_split(epochs: int, channels: bool, weights: bool, qat: bool = False) -> dict[str, int]:
+    qat_epochs = min(epochs, max(1, round(epochs / 8))) if qat else 0
+    epochs -= qat_epochs
     if channels and weights:
         weight_epochs = max(1, epochs // 3) if epochs > 1 else 0
-        return {"channels": epochs - weight_epochs, "weights": weight_epochs}
-    return {"channels": epochs if channels else 0, "weights": epochs if weights else 0}
+        return {"channels": epochs - weight_epochs, "weights": weight_epochs, "qat": qat_epochs}
+    return {"channels": epochs if channels else 0, "weights": epochs if weights else 0, "qat": qat_epochs}
 
 
 def _recipe(context: _Context, epochs: int, selector: str, allocation: str, weights: str, clusters: int,
@@ -763,6 +807,11 @@ class _Checkpoints:
         import tensorflow as tf
 
         did = json.loads((self.folder / f"{name}.json").read_text())["did"]
+        if name == "qat":
+            from tfprune.baselines import qat_scope
+
+            with qat_scope():
+                return tf.keras.models.load_model(self.folder / f"{name}.keras", compile=False), did
         return tf.keras.models.load_model(self.folder / f"{name}.keras", compile=False), did
 
     def save(self, name: str, model: Any, did: str) -> None:
