@@ -37,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tfprune.core.count import prunable_kernels
-from tfprune.keras_model import check_keras_model, first_line, fit_arguments
+from tfprune.keras_model import check_keras_model, copy_model, first_line, fit_arguments
 
 #: What :func:`qat_wrap` keeps of earlier compression: nothing, clustered values, or zeros.
 QAT_PRESERVE = (None, "clusters", "sparsity")
@@ -151,7 +151,7 @@ def magnitude_wrap(model: Any, target_sparsity: float, end_step: int, *, begin_s
     def wrap(layer: Any) -> Any:
         return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
 
-    return _wrap_layers(_copy(model), magnitude_prunable, wrap)
+    return _wrap_layers(copy_model(model), magnitude_prunable, wrap)
 
 
 def magnitude_callbacks() -> list[Any]:
@@ -278,7 +278,7 @@ def cluster_wrap(model: Any, clusters: int = 16, *, per_channel: bool = True, in
         channelwise = per_channel and _is_conv2d(layer)
         return ClusterWeights(layer, clusters, start, preserve_sparsity=False, cluster_per_channel=channelwise)
 
-    return _wrap_layers(_copy(model), lambda layer: clusterable(layer, clusters, per_channel), wrap)
+    return _wrap_layers(copy_model(model), lambda layer: clusterable(layer, clusters, per_channel), wrap)
 
 
 def clusterable(layer: Any, clusters: int = 16, per_channel: bool = True) -> bool:
@@ -402,7 +402,7 @@ def qat_wrap(model: Any, preserve: str | None = None) -> Any:
               "clusters": tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme,
               "sparsity": tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme}[preserve]()
     try:
-        return quantization.quantize_apply(quantization.quantize_annotate_model(_copy(model)), scheme)
+        return quantization.quantize_apply(quantization.quantize_annotate_model(copy_model(model)), scheme)
     except (ValueError, RuntimeError) as error:
         raise ValueError(f"tfmot's quantization-aware training cannot wrap model {model.name!r}: "
                          f"{first_line(error)}") from None
@@ -429,14 +429,6 @@ def magnitude_prunable(layer: Any) -> bool:
     import tensorflow as tf
 
     return type(layer) in (tf.keras.layers.Conv2D, tf.keras.layers.Dense)
-
-
-def _copy(model: Any) -> Any:
-    import tensorflow as tf
-
-    copy = tf.keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def _wrap_layers(model: Any, selected: Callable[[Any], bool], wrap: Callable[[Any], Any]) -> Any:

@@ -225,6 +225,23 @@ def check_keras_model(model: Any) -> None:
         raise TypeError(f"model {model.name!r} has {len(model.inputs)} inputs; tfprune exports single-input models")
 
 
+def copy_model(model: Any) -> Any:
+    """A copy of ``model`` with new layers holding the same weights (BatchNorm statistics included).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
+        >>> copy = copy_model(model)
+        >>> copy.layers[0] is model.layers[0], bool((copy.get_weights()[0] == model.get_weights()[0]).all())
+        (False, True)
+    """
+    import tensorflow as tf
+
+    copy = tf.keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def model_sample_shape(model: Any) -> tuple[int, ...]:
     """The shape of one input sample, without the batch axis.
 

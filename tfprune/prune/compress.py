@@ -54,7 +54,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tfprune.keras_model import check_keras_model, labelled_samples, model_sample_shape
+from tfprune.keras_model import check_keras_model, copy_model, labelled_samples, model_sample_shape
 from tfprune.prune.budget import Budget
 
 #: Selectors of the channels stage.
@@ -183,7 +183,8 @@ def compress(
         allocation: ``"sensitivity"`` (widths from the measured curves) or
             ``"uniform"`` (one share for every group: the classic L1-filters baseline).
         channels: run the channels stage.
-        weights: ``"lut"`` (per-channel clustering, 4-bit LUT) or ``"off"``.
+        weights: ``"lut"`` (per-channel clustering, 4-bit LUT), ``"prune"`` (magnitude
+            sparsity, DECODE PRUNE) or ``"off"``.
         clusters: the most values per channel the weights stage keeps (2 to 16); with
             ``channels=False`` it keeps fewer (8, 4, 2) when that is what fits.
         sparsity: with ``weights="prune"``, the share of zeros of each Conv2D and Dense
@@ -366,7 +367,7 @@ def _prune_stage(model: Any, context: _Context, sparsity: float, epochs: int) ->
 
     did = f"{sparsity:.0%} of every Conv2D and Dense kernel zeroed by magnitude"
     if epochs == 0:
-        pruned = _copy(model)
+        pruned = copy_model(model)
         _simulate_sparsity(pruned, sparsity)
         return pruned, f"{did}, not fine-tuned"
     steps = epochs * _training_data(context)[1]
@@ -394,19 +395,11 @@ def _first_fitting(model: Any, context: _Context, encodings: list[tuple[str, flo
     if len(encodings) == 1:
         return encodings[0]
     for encoding in encodings:
-        candidate = _copy(model)
+        candidate = copy_model(model)
         _simulate(candidate, encoding)
         if not _planning_budget(context).misses(_candidate_figures(candidate, context)):
             return encoding
     return encodings[-1]
-
-
-def _copy(model: Any) -> Any:
-    import tensorflow as tf
-
-    copy = tf.keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 # --- measuring --------------------------------------------------------------------------------

@@ -348,8 +348,6 @@ def rectify(
         >>> small.get_layer("a").units, sliced["b"].shape
         (1, (1, 2))
     """
-    import tensorflow as tf
-
     from tfprune.core.graph import channel_groups
     from tfprune.core.surgery import remove_channels
 
@@ -360,8 +358,7 @@ def rectify(
         first = by_id[chosen.group].producers[0]
         removals.setdefault(first.layer, []).extend(first.offset + k for k in sorted(chosen.order[widths[chosen.group]:]))
     small = remove_channels(model, removals, round_to=round_to)
-    mask_model = tf.keras.models.clone_model(model)
-    mask_model.set_weights(model.get_weights())
+    mask_model = keras_model.copy_model(model)
     _assign_kernels(mask_model, masks)
     sliced = prunable_kernels(remove_channels(mask_model, removals, round_to=round_to))
     reinitialize_changed(model, small, seed)
