@@ -207,10 +207,15 @@ def _pipeline_rows(rows: list[dict[str, Any]], budget: int) -> tuple[str, list[f
     """The default pipeline's accuracies at ``budget``; where it has no row yet, those of ``compress+distill``
     (the default until distillation was turned off), with the method's name."""
     for method in ("compress", "compress+distill"):
-        found = [r["accuracy"] for r in rows if r["method"] == method and r["budget_bytes"] == budget and r.get("fits")]
+        found = _accuracies(rows, method, budget)
         if found:
             return method, found
     return "compress", []
+
+
+def _accuracies(rows: list[dict[str, Any]], method: str, budget: int) -> list[float]:
+    """The accuracies of ``method``'s rows that fit ``budget`` (bytes)."""
+    return [r["accuracy"] for r in rows if r["method"] == method and r["budget_bytes"] == budget and r.get("fits")]
 
 
 def _goal_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -229,20 +234,16 @@ def _goal_lines(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(f"- >= {target:.0%} at <= {budget_kb} KB: {verdict} ({best:.2%}, {method}{setting})")
     for budget in sorted({r["budget_bytes"] for r in rows}, reverse=True):
         method, ours = _pipeline_rows(rows, budget)
-        l1 = [r["accuracy"] for r in rows if r["budget_bytes"] == budget and r["method"] == "l1-uniform"
-              and r.get("fits")]
-        if ours and l1:
-            verdict = "above" if max(ours) > max(l1) else "not above"
-            lines.append(f"- {method} {verdict} L1 filters at {budget // 1024} KB, same epochs: "
-                         f"{max(ours):.2%} vs {max(l1):.2%}")
-        elif ours:
-            lines.append(f"- L1 filters at {budget // 1024} KB with the same epochs: not measured yet")
-        clustering = [r["accuracy"] for r in rows if r["budget_bytes"] == budget and r["method"] == "tfmot-cluster"
-                      and r.get("fits")]
-        if ours and clustering:
-            verdict = "above" if max(ours) > max(clustering) else "not above"
-            lines.append(f"- {method} {verdict} tfmot clustering alone at {budget // 1024} KB, same epochs: "
-                         f"{max(ours):.2%} vs {max(clustering):.2%}")
+        if not ours:
+            continue
+        for baseline, name in (("l1-uniform", "L1 filters"), ("tfmot-cluster", "tfmot clustering alone")):
+            theirs = _accuracies(rows, baseline, budget)
+            if theirs:
+                verdict = "above" if max(ours) > max(theirs) else "not above"
+                lines.append(f"- {method} {verdict} {name} at {budget // 1024} KB, same epochs: "
+                             f"{max(ours):.2%} vs {max(theirs):.2%}")
+            elif baseline == "l1-uniform":
+                lines.append(f"- L1 filters at {budget // 1024} KB with the same epochs: not measured yet")
     agreements = [r["tflm_agreement"] for r in rows if r.get("fits")]
     if agreements:
         lines.append(f"- TFLite Micro agreement 1.0 on every row: {'met' if min(agreements) == 1.0 else 'not met'}")

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import tfprune
+from tfprune.baselines import zero_smallest_weights
 from tfprune.deploy import c_array
 from tfprune.deploy import emulate as emulation
 from tfprune.deploy.micro import MicroRunner
@@ -61,16 +62,6 @@ def _snap_to_16_values(model):
     return model
 
 
-def _magnitude_masked(model, sparsity: float = 0.75):
-    """Every conv/dense kernel with its smallest weights zeroed, as unstructured pruning leaves it."""
-    for layer in model.layers:
-        if layer.__class__.__name__ in ("Conv2D", "Dense"):
-            kernel, *rest = layer.get_weights()
-            threshold = np.quantile(np.abs(kernel), sparsity)
-            layer.set_weights([np.where(np.abs(kernel) > threshold, kernel, 0.0), *rest])
-    return model
-
-
 def _normalized(model, x):
     """Untrained BatchNorm statistics set from the data, so that activations neither vanish nor explode."""
     import tensorflow as tf
@@ -101,7 +92,7 @@ def _artifact(name: str) -> tuple[tfprune.Artifact, np.ndarray]:
             "resnet8": lambda: tfprune.models.resnet8(),
             "resnet8_l1": lambda: l1_filter_pruning(tfprune.models.resnet8(), 0.5),
             "resnet8_lut": lambda: _snap_to_16_values(tfprune.models.resnet8()),
-            "resnet8_prune": lambda: _magnitude_masked(tfprune.models.resnet8()),
+            "resnet8_prune": lambda: zero_smallest_weights(tfprune.models.resnet8(), 0.75),
             "resnet8_binary": lambda: for_micro(tfprune.models.binary_resnet8()),
         }[name]()
         compress = {"resnet8_lut": "lut", "resnet8_prune": "prune"}.get(name, "auto")

@@ -418,6 +418,31 @@ def qat_scope() -> Any:
     return _tfmot().quantization.keras.quantize_scope()
 
 
+def zero_smallest_weights(model: Any, sparsity: float) -> Any:
+    """Set the ``sparsity`` smallest-magnitude weights of each kernel :func:`magnitude_wrap` prunes to 0, in place.
+
+    What tfmot's mask leaves at the end of its schedule, without training: the
+    weights a magnitude-pruned model would store. Returns ``model``.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> from tfprune.core.count import kernel_sparsity
+        >>> model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(4, name="fc")])
+        >>> kernel_sparsity(zero_smallest_weights(model, 0.75))
+        {'fc': 0.75}
+    """
+    for layer in model.layers:
+        if not magnitude_prunable(layer):
+            continue
+        kernel = layer.kernel.numpy()
+        drop = int(round(sparsity * kernel.size))
+        if drop:
+            flat = kernel.reshape(-1)
+            flat[np.argsort(np.abs(flat), kind="stable")[:drop]] = 0.0
+            layer.kernel.assign(flat.reshape(kernel.shape))
+    return model
+
+
 def magnitude_prunable(layer: Any) -> bool:
     """Whether :func:`magnitude_wrap` prunes ``layer``: a Conv2D or a Dense (exact classes, as tfmot's registry).
 

@@ -266,7 +266,7 @@ def compress(
     report = {
         "budget": budget.as_dict(),
         "misses": misses,
-        "recipe": {**_recipe(context, epochs, selector, allocation, weights, clusters, sparsity, channels), "qat": qat},
+        "recipe": _recipe(context, epochs, selector, allocation, weights, clusters, sparsity, qat, channels),
         "time_plan": context.time_plan,
         "stages": [{key: value for key, value in stage.items() if key != "artifact"} for stage in stages],
         "final": {key: value for key, value in figures.items() if key != "artifact"},
@@ -301,7 +301,7 @@ def _stage(stages: list[dict[str, Any]], store: _Checkpoints, name: str, context
 
 
 def _channels_stage(model: Any, context: _Context, selector: str, allocation: str,
-                    encoding: tuple[str, float] | None, epochs: int) -> tuple[Any, str]:
+                    encoding: tuple[str, float], epochs: int) -> tuple[Any, str]:
     from tfprune.core.graph import channel_groups
 
     groups = channel_groups(model)
@@ -363,13 +363,11 @@ def _qat_stage(model: Any, context: _Context, preserve: str | None, epochs: int)
 
 def _prune_stage(model: Any, context: _Context, sparsity: float, epochs: int) -> tuple[Any, str]:
     """tfmot magnitude pruning to ``sparsity``, ramped over the first :data:`SPARSITY_RAMP` of the stage's steps."""
-    from tfprune.baselines import magnitude_callbacks, magnitude_strip, magnitude_wrap
+    from tfprune.baselines import magnitude_callbacks, magnitude_strip, magnitude_wrap, zero_smallest_weights
 
     did = f"{sparsity:.0%} of every Conv2D and Dense kernel zeroed by magnitude"
     if epochs == 0:
-        pruned = copy_model(model)
-        _simulate_sparsity(pruned, sparsity)
-        return pruned, f"{did}, not fine-tuned"
+        return zero_smallest_weights(copy_model(model), sparsity), f"{did}, not fine-tuned"
     steps = epochs * _training_data(context)[1]
     wrapped = magnitude_wrap(model, sparsity, end_step=max(1, int(steps * SPARSITY_RAMP)))
     wrapped = _fine_tune(wrapped, context, epochs, "weights", callbacks=magnitude_callbacks())
@@ -664,30 +662,16 @@ def _planning_budget(context: _Context) -> Budget:
                   time=max(time, 1e-6) if time is not None else None)
 
 
-def _simulate(model: Any, encoding: tuple[str, float] | None) -> None:
+def _simulate(model: Any, encoding: tuple[str, float]) -> None:
     """Give ``model``'s kernels the values the weights stage will leave: ``("lut", values)``,
-    ``("prune", sparsity)`` or ``("off", 0)`` / None (unchanged)."""
-    kind, amount = encoding or ("off", 0)
+    ``("prune", sparsity)`` or ``("off", 0)`` (unchanged)."""
+    from tfprune.baselines import zero_smallest_weights
+
+    kind, amount = encoding
     if kind == "lut":
         _simulate_clustering(model, int(amount))
     elif kind == "prune":
-        _simulate_sparsity(model, float(amount))
-
-
-def _simulate_sparsity(model: Any, sparsity: float) -> None:
-    """Zero the ``sparsity`` smallest-magnitude weights of each kernel :func:`tfprune.baselines.magnitude_wrap`
-    prunes, as tfmot's mask does at the end of its schedule."""
-    from tfprune.baselines import magnitude_prunable
-
-    for layer in model.layers:
-        if not magnitude_prunable(layer):
-            continue
-        kernel = layer.kernel.numpy()
-        drop = int(round(sparsity * kernel.size))
-        if drop:
-            flat = kernel.reshape(-1)
-            flat[np.argsort(np.abs(flat), kind="stable")[:drop]] = 0.0
-            layer.kernel.assign(flat.reshape(kernel.shape))
+        zero_smallest_weights(model, float(amount))
 
 
 def _simulate_clustering(model: Any, clusters: int = 16) -> None:
@@ -771,7 +755,7 @@ def _epoch_split(epochs: int, channels: bool, weights: bool, qat: bool = False) 
 
 
 def _recipe(context: _Context, epochs: int, selector: str, allocation: str, weights: str, clusters: int,
-            sparsity: float | None, channels: bool) -> dict[str, Any]:
+            sparsity: float | None, qat: bool, channels: bool) -> dict[str, Any]:
     return {
         "epochs": epochs, "optimizer": "Adam, cosine decay to 0 per stage",
         "learning_rate": context.learning_rate, "weights_stage_learning_rate": context.learning_rate / 10,
@@ -779,7 +763,7 @@ def _recipe(context: _Context, epochs: int, selector: str, allocation: str, weig
         else "none", "distillation": "alpha 0.9, temperature 4" if context.distill else "none",
         "selector": selector if channels else None, "allocation": allocation if channels else None,
         "weights": weights, "clusters": clusters if weights == "lut" else None,
-        "sparsity": sparsity if weights == "prune" else None, "seed": context.seed,
+        "sparsity": sparsity if weights == "prune" else None, "qat": qat, "seed": context.seed,
     }
 
 
