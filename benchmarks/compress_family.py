@@ -5,10 +5,14 @@ and the same number of fine-tuning epochs (Adam, cosine decay, crop and flip),
 so methods compare fairly:
 
 - ``compress``: :func:`tfprune.compress` as a user calls it (L1 selector,
-  sensitivity widths, 4-bit LUT weights, no distillation).
-- ``compress-taylor``, ``compress-qsae``: the same with another channel selector.
+  sensitivity widths, LUT weights with the values per channel chosen by
+  ``clusters="auto"``, no distillation).
+- ``compress-lut16``: the same with 16 values per channel (4-bit indices), the
+  default until ``clusters="auto"``. The ablation, selector and QAT rows below fix
+  16 values too, so that each differs from ``compress-lut16`` in one setting.
+- ``compress-taylor``, ``compress-qsae``: ``compress-lut16`` with another channel selector.
 - ablation, one stage at a time: ``channels`` (sensitivity widths, no weight
-  encoding), then ``compress`` (+ LUT weights); ``+distill`` adds distillation
+  encoding), then ``compress-lut16`` (+ LUT weights); ``+distill`` adds distillation
   from the original model to ``channels``, ``compress`` and the selector rows.
 - baselines: ``l1-uniform`` (L1 filters, one share for every group, the classic
   Li et al. recipe) with and without distillation (``l1-uniform+distill``), and
@@ -22,8 +26,10 @@ so methods compare fairly:
   ``compress+qat``: the ablation's last step, quantization-aware training (CQAT)
   for one of the epochs, kept where it fits and measures better.
 
-Rows recorded while distillation was on by default (before 2026-11-30's change)
-carry ``ran_as``, the method's name then; their ``recipe`` states the distillation.
+Rows recorded under a name that now means other settings (distillation was on
+by default until 2026-11-30, 16 values per channel until 2026-12-01) are renamed
+to the method that runs what they ran, and carry ``ran_as``, the name they ran as;
+their ``recipe`` states the settings.
 
 Data: CIFAR-10's training images, 45,000 to train and the last 5,000 as the
 validation split that sensitivity and selection read; accuracy is the int8
@@ -46,18 +52,21 @@ from typing import Any
 
 import numpy as np
 
+#: The ablation's, the selectors' and QAT's weight encoding: the one before ``clusters="auto"``.
+LUT16: dict[str, Any] = {"clusters": 16}
 #: method -> keyword arguments of tfprune.compress
 METHODS: dict[str, dict[str, Any]] = {
     "compress": {},
-    "compress+distill": {"distill": True},
-    "compress-taylor": {"selector": "taylor"},
-    "compress-taylor+distill": {"selector": "taylor", "distill": True},
-    "compress-qsae": {"selector": "qsae"},
-    "compress-qsae+distill": {"selector": "qsae", "distill": True},
+    "compress-lut16": LUT16,
+    "compress+distill": {**LUT16, "distill": True},
+    "compress-taylor": {**LUT16, "selector": "taylor"},
+    "compress-taylor+distill": {**LUT16, "selector": "taylor", "distill": True},
+    "compress-qsae": {**LUT16, "selector": "qsae"},
+    "compress-qsae+distill": {**LUT16, "selector": "qsae", "distill": True},
     "channels": {"weights": "off"},
     "channels+distill": {"weights": "off", "distill": True},
     "compress-prune": {"weights": "prune"},
-    "compress+qat": {"qat": True},
+    "compress+qat": {**LUT16, "qat": True},
     "compress-lut8": {"clusters": 8},
     "compress-lut4": {"clusters": 4},
     "tfmot-cluster": {"channels": False},
@@ -197,16 +206,16 @@ def section(rows: list[dict[str, Any]], fingerprint: str) -> str:
     lines += ["", *_goal_lines(rows),
               "", "† the code changed since the row ran (its fingerprint differs from this checkout's); refresh "
               "with `tools/bench-compress METHOD BUDGET_KB --epochs 8` from a clean checkout.",
-              "§ recorded under another name while distillation was on by default (`ran_as` in the row; its "
-              "`recipe` states the distillation).",
+              "§ recorded under another name before a default changed (`ran_as` in the row; its `recipe` states "
+              "what ran): distillation was on by default until 2026-11-30, 16 values per channel until 2026-12-01.",
               "Reproduce a row: `tools/bench-compress compress 48 --epochs 8` (about 18 minutes on 2 busy cores)."]
     return "\n".join(lines) + "\n"
 
 
 def _pipeline_rows(rows: list[dict[str, Any]], budget: int) -> tuple[str, list[float]]:
-    """The default pipeline's accuracies at ``budget``; where it has no row yet, those of ``compress+distill``
-    (the default until distillation was turned off), with the method's name."""
-    for method in ("compress", "compress+distill"):
+    """The default pipeline's accuracies at ``budget``; where it has no row yet, those of the earlier default
+    (``compress-lut16``, then ``compress+distill``), with the method's name."""
+    for method in ("compress", "compress-lut16", "compress+distill"):
         found = _accuracies(rows, method, budget)
         if found:
             return method, found

@@ -32,7 +32,9 @@ def test_artifact_meets_a_budget_that_needs_every_stage_and_the_report_is_the_ar
     model.fit(x, y, epochs=2, verbose=0)  # calibrated activations of a trained model, as compress expects
     budget = Budget(flash=int(_dense_flash(model, x) * 0.6))
 
-    result = tfprune.compress(model, (x, y), (x[:48], y[:48]), budget, epochs=1, search_steps=3, verbose=0)
+    # 16 values: one width search (clusters="auto" plans three; its own test covers it)
+    result = tfprune.compress(model, (x, y), (x[:48], y[:48]), budget, epochs=1, clusters=16, search_steps=3,
+                              verbose=0)
 
     artifact, report = result.artifact, result.report
     assert result.meets_budget and report["misses"] == []
@@ -176,8 +178,35 @@ def test_clustering_alone_keeps_the_most_values_per_channel_that_fit():
     assert fewer.meets_budget and fewer.report["final"]["flash"] == len(fewer.artifact.flatbuffer) <= budget.flash
     assert fewer.report["final"]["tflm_agreement"] == 1.0
     assert fewer.report["final"]["macs"] == sixteen.report["final"]["macs"], "no channel was cut"
-    with pytest.raises(ValueError, match="clusters must be an int from 2 to 16"):
-        tfprune.compress(model, (x, y), (x, y), budget, clusters=32, verbose=0)
+    for bad in (32, "many", 4.0):
+        with pytest.raises(ValueError, match="clusters must be \"auto\" or an int from 2 to 16"):
+            tfprune.compress(model, (x, y), (x, y), budget, clusters=bad, verbose=0)
+
+
+def test_auto_clusters_keep_the_plan_of_least_validation_loss_and_the_weights_stage_follows_it():
+    import re
+
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(48, (16, 16, 3), classes=4, seed=0)
+    x = (x * 255).astype("float32")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, verbose=0)
+    budget = Budget(flash=int(_dense_flash(model, x) * 0.3))
+
+    result = tfprune.compress(model, (x, y), (x, y), budget, epochs=0, search_steps=3, verbose=0)
+
+    channels, weights = result.report["stages"][1], result.report["stages"][2]
+    losses = {int(count): float(loss) for count, loss in re.findall(r"(\d+) values (\d+\.\d+)", channels["did"])}
+    assert set(losses) == {16, 8, 4}, channels["did"]
+    planned = int(re.search(r"planned for (\d+) values per channel", channels["did"]).group(1))
+    assert losses[planned] == min(losses.values())
+    assert f"clustered to {planned} values" in weights["did"]
+    assert result.meets_budget and result.report["final"]["flash"] == len(result.artifact.flatbuffer)
+    assert result.report["recipe"]["clusters"] == "auto"
+
+    fixed = tfprune.compress(model, (x, y), (x, y), budget, epochs=0, clusters=8, search_steps=3, verbose=0)
+    assert "planned for" not in fixed.report["stages"][1]["did"]
+    assert "clustered to 8 values" in fixed.report["stages"][2]["did"]
 
 
 def test_prune_weights_zero_the_least_sparsity_that_fits_and_decode_prune_stores_them():
@@ -220,7 +249,8 @@ def test_quantization_aware_training_is_kept_only_where_it_fits_and_measures_bet
     model.fit(x, y, epochs=2, verbose=0)
     budget = Budget(flash=int(_dense_flash(model, x) * 0.6))
 
-    result = tfprune.compress(model, (x, y), (x[:48], y[:48]), budget, epochs=2, qat=True, search_steps=3, verbose=0)
+    result = tfprune.compress(model, (x, y), (x[:48], y[:48]), budget, epochs=2, qat=True, clusters=16,
+                              search_steps=3, verbose=0)
 
     stages = result.report["stages"]
     assert [stage["stage"] for stage in stages] == ["reference", "channels", "weights", "qat"]

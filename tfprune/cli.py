@@ -317,8 +317,9 @@ def _add_compress(commands: argparse._SubParsersAction) -> None:
     compress.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs in total (10)")
     compress.add_argument("--selector", choices=SELECTORS, default="l1", help="which channels go (l1)")
     compress.add_argument("--weights", choices=WEIGHT_ENCODINGS, default="lut", help="weight encoding (lut)")
-    compress.add_argument("--clusters", type=int, default=16,
-                          help="most values per channel of the LUT weights, 2-16 (16: 4-bit)")
+    compress.add_argument("--clusters", type=_cluster_count, default="auto",
+                          help="values per channel of the LUT weights, 2-16 (16: 4-bit), or auto: plan for 16, 8 "
+                               "and 4 and keep the least loss (auto)")
     compress.add_argument("--sparsity", type=float,
                           help="with --weights prune: share of zeros per kernel (default: the least that fits)")
     compress.add_argument("--qat", action="store_true",
@@ -335,6 +336,16 @@ def _add_compress(commands: argparse._SubParsersAction) -> None:
     compress.add_argument("--force", action="store_true", help="replace DIR if it exists")
     _add_debug(compress)
     compress.set_defaults(run=_compress)
+
+
+def _cluster_count(text: str) -> int | str:
+    """``--clusters``: ``auto`` or a count (the range is compress's to check)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number of values from 2 to 16, got {text!r}") from None
 
 
 def _compress(args: argparse.Namespace) -> int:

@@ -11,10 +11,15 @@ The stages, each checked on the exported artifact (:func:`tfprune.export`):
    (a Lagrangian price on int8 weight bytes), and the price is searched until
    the exported artifact, weights encoded as the next stage will encode them,
    meets the budget. The cut is the surgery; the model is then fine-tuned.
-3. **weights**: per-channel LUT clustering (16 values, stored 4-bit by TFLite
-   Micro's DECODE operator), fine-tuned with tfmot's clustering kept. Without the
-   channels stage it keeps the most values per channel (16, 8, 4 or 2: 4, 3, 2 or
-   1 bit) whose artifact fits, so clustering alone meets budgets 16 values miss.
+3. **weights**: per-channel LUT clustering (at most 16 values, stored 4-bit by
+   TFLite Micro's DECODE operator), fine-tuned with tfmot's clustering kept. With
+   ``clusters="auto"`` (the default) the channels stage plans widths for 16, 8 and
+   4 values per channel (4-, 3- and 2-bit indices) and keeps the plan whose cut and
+   clustered model has the least validation loss before fine-tuning: fewer values
+   leave more channels, which pays at small budgets (BENCHMARKS.md, "compress").
+   Without the channels stage it keeps the most values per channel (16, 8, 4 or 2:
+   4, 3, 2 or 1 bit) whose artifact fits, so clustering alone meets budgets 16
+   values miss.
    ``weights="prune"`` instead zeroes the smallest weights of every Conv2D and
    Dense kernel (tfmot's magnitude pruning, kept while fine-tuning), stored by
    DECODE PRUNE: a bitmask and the kept int8 values. Without the channels stage
@@ -65,6 +70,8 @@ ALLOCATIONS = ("sensitivity", "uniform")
 WEIGHT_ENCODINGS = ("lut", "prune", "off")
 #: Values per channel the weights stage tries, most first: 4-, 3-, 2- and 1-bit DECODE LUT indices.
 CLUSTER_COUNTS = (16, 8, 4, 2)
+#: Values per channel the channels stage plans widths for with ``clusters="auto"``, most first.
+AUTO_CLUSTER_COUNTS = (16, 8, 4)
 #: Shares of zeros the PRUNE weights stage tries without the channels stage, fewest first.
 SPARSITY_GRID = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 #: The share of zeros the channels stage plans for when ``weights="prune"`` and no ``sparsity`` is given.
@@ -157,7 +164,7 @@ def compress(
     allocation: str = "sensitivity",
     channels: bool = True,
     weights: str = "lut",
-    clusters: int = 16,
+    clusters: int | str = "auto",
     sparsity: float | None = None,
     qat: bool = False,
     distill: bool = False,
@@ -185,8 +192,9 @@ def compress(
         channels: run the channels stage.
         weights: ``"lut"`` (per-channel clustering, 4-bit LUT), ``"prune"`` (magnitude
             sparsity, DECODE PRUNE) or ``"off"``.
-        clusters: the most values per channel the weights stage keeps (2 to 16); with
-            ``channels=False`` it keeps fewer (8, 4, 2) when that is what fits.
+        clusters: values per channel the weights stage keeps (2 to 16), or ``"auto"``: the
+            channels stage plans for 16, 8 and 4 and keeps the plan of least validation
+            loss; with ``channels=False`` the most values (of ``clusters``, 8, 4, 2) that fit.
         sparsity: with ``weights="prune"``, the share of zeros of each Conv2D and Dense
             kernel; default: the least that fits without the channels stage, 0.5 with it.
         qat: end with quantization-aware training (tfmot; the returned model then holds its
@@ -208,9 +216,10 @@ def compress(
     """
     check_keras_model(model)
     _check_arguments(epochs, selector, weights, batch_size, learning_rate)
-    if isinstance(clusters, bool) or not isinstance(clusters, int) or not 2 <= clusters <= 16:
-        raise ValueError(f"clusters must be an int from 2 to 16 (values per channel, 4-bit LUT at most), "
-                         f"got {clusters!r}")
+    if clusters != "auto" and (isinstance(clusters, bool) or not isinstance(clusters, int)
+                               or not 2 <= clusters <= 16):
+        raise ValueError(f"clusters must be \"auto\" or an int from 2 to 16 (values per channel, 4-bit LUT at "
+                         f"most), got {clusters!r}")
     if not isinstance(qat, bool):
         raise ValueError(f"qat must be True or False, got {qat!r}")
     if sparsity is not None and (isinstance(sparsity, bool) or not isinstance(sparsity, (int, float))
@@ -247,7 +256,7 @@ def compress(
         if channels:
             current, figures = _stage(
                 stages, store, "channels", context, current,
-                lambda: _channels_stage(current, context, selector, allocation, options[0], split["channels"]),
+                lambda: _channels_stage(current, context, selector, allocation, options, split["channels"]),
                 train_epochs=split["channels"])
         if weights != "off":
             current, figures = _stage(
@@ -301,7 +310,12 @@ def _stage(stages: list[dict[str, Any]], store: _Checkpoints, name: str, context
 
 
 def _channels_stage(model: Any, context: _Context, selector: str, allocation: str,
-                    encoding: tuple[str, float], epochs: int) -> tuple[Any, str]:
+                    encodings: list[tuple[str, float]], epochs: int) -> tuple[Any, str]:
+    """Cut ``model``'s channels to widths whose artifact, weights encoded as planned, meets the budget.
+
+    With several ``encodings`` (``clusters="auto"``) widths are planned for each and
+    the plan of least validation loss before fine-tuning is kept.
+    """
     from tfprune.core.graph import channel_groups
 
     groups = channel_groups(model)
@@ -311,16 +325,47 @@ def _channels_stage(model: Any, context: _Context, selector: str, allocation: st
         _uniform_curves(groups)
     if context.budget.time is not None and context.dense_ticks:
         context.time_macs = _time_as_macs(model, groups, importance, context)
-    widths = _search_widths(model, groups, importance, curves, context, encoding,
-                            give_back=allocation == "sensitivity")
+    widths, planned = _plan_widths(model, groups, importance, curves, context, encodings,
+                                   give_back=allocation == "sensitivity")
     from tfprune.prune.channels import prune_to_widths
 
     small = prune_to_widths(model, widths, importance, groups=groups)
     small = _fine_tune(small, context, epochs, "channels")
     kept = sum(widths.values())
     total = sum(group.size for group in groups)
-    return small, (f"kept {kept} of {total} channels ({selector} selector, {allocation} widths), "
+    return small, (f"kept {kept} of {total} channels ({selector} selector, {allocation} widths{planned}), "
                    f"fine-tuned {epochs} epochs")
+
+
+def _plan_widths(model: Any, groups: list[Any], importance: dict[int, np.ndarray],
+                 curves: dict[int, dict[str, Any]], context: _Context, encodings: list[tuple[str, float]],
+                 give_back: bool) -> tuple[dict[int, int], str]:
+    """The widths for the one of ``encodings`` whose fitting plan loses least on the validation data.
+
+    Each plan is the model cut to its widths, its kernels given the encoding's
+    values, before fine-tuning; its loss is measured on the sensitivity samples.
+    Returns the widths and, when there was a choice, a note of the losses.
+    """
+    if len(encodings) == 1:
+        return _search_widths(model, groups, importance, curves, context, encodings[0], give_back), ""
+    from tfprune.prune.channels import prune_to_widths
+
+    x, y = context.x_val[:SENSITIVITY_SAMPLES], context.y_val[:SENSITIVITY_SAMPLES]
+    plans, error = [], None
+    for encoding in encodings:
+        try:
+            widths = _search_widths(model, groups, importance, curves, context, encoding, give_back)
+        except BudgetError as missed:
+            error = missed
+            continue
+        candidate = prune_to_widths(model, widths, importance, groups=groups)
+        _simulate(candidate, encoding)
+        plans.append((_loss(candidate, x, y), encoding, widths))
+    if not plans:
+        raise error
+    _, encoding, widths = min(plans, key=lambda plan: plan[0])
+    losses = ", ".join(f"{int(amount)} values {plan_loss:.2f}" for plan_loss, (_, amount), _ in plans)
+    return widths, f"; planned for {int(encoding[1])} values per channel, validation loss before fine-tuning: {losses}"
 
 
 def _weights_stage(model: Any, context: _Context, encoding: tuple[str, float], epochs: int) -> tuple[Any, str]:
@@ -374,10 +419,13 @@ def _prune_stage(model: Any, context: _Context, sparsity: float, epochs: int) ->
     return magnitude_strip(wrapped), f"{did}, fine-tuned {epochs} epochs"
 
 
-def _encodings(weights: str, clusters: int, sparsity: float | None, channels: bool) -> list[tuple[str, float]]:
-    """The weight encodings the weights stage may use, the least lossy first (one when the channels stage
-    plans for it, or when the user fixed it)."""
+def _encodings(weights: str, clusters: int | str, sparsity: float | None,
+               channels: bool) -> list[tuple[str, float]]:
+    """The weight encodings the stages may use, the least lossy first: the channels stage plans for the
+    one of least loss, and the weights stage takes the first whose artifact fits."""
     if weights == "lut":
+        if clusters == "auto":
+            return [("lut", count) for count in (AUTO_CLUSTER_COUNTS if channels else CLUSTER_COUNTS)]
         fewer = [] if channels else [count for count in CLUSTER_COUNTS if count < clusters]
         return [("lut", clusters), *(("lut", count) for count in fewer)]
     if weights == "prune":
@@ -754,7 +802,7 @@ def _epoch_split(epochs: int, channels: bool, weights: bool, qat: bool = False) 
     return {"channels": epochs if channels else 0, "weights": epochs if weights else 0, "qat": qat_epochs}
 
 
-def _recipe(context: _Context, epochs: int, selector: str, allocation: str, weights: str, clusters: int,
+def _recipe(context: _Context, epochs: int, selector: str, allocation: str, weights: str, clusters: int | str,
             sparsity: float | None, qat: bool, channels: bool) -> dict[str, Any]:
     return {
         "epochs": epochs, "optimizer": "Adam, cosine decay to 0 per stage",
