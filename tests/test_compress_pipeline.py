@@ -22,14 +22,20 @@ MODELS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_artifact_meets_a_budget_that_needs_every_stage_and_the_report_is_the_artifacts(name):
+def _trained(name: str, samples: int = 96):
+    """One of MODELS fitted 2 epochs on synthetic images: calibrated activations of a trained model, as
+    compress expects. Returns the model and its data (pixel values 0-255)."""
     model = MODELS[name]()
-    shape = tuple(model.inputs[0].shape[1:])
-    x, y = synthetic_images(96, shape, classes=4, seed=0)
+    x, y = synthetic_images(samples, tuple(model.inputs[0].shape[1:]), classes=4, seed=0)
     x = (x * 255).astype("float32")
     model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=2, verbose=0)  # calibrated activations of a trained model, as compress expects
+    model.fit(x, y, epochs=2, verbose=0)
+    return model, x, y
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_artifact_meets_a_budget_that_needs_every_stage_and_the_report_is_the_artifacts(name):
+    model, x, y = _trained(name)
     budget = Budget(flash=int(_dense_flash(model, x) * 0.6))
 
     # 16 values: one width search (clusters="auto" plans three; its own test covers it)
@@ -186,11 +192,7 @@ def test_clustering_alone_keeps_the_most_values_per_channel_that_fit():
 def test_auto_clusters_keep_the_plan_of_least_validation_loss_and_the_weights_stage_follows_it():
     import re
 
-    model = MODELS["small_vgg"]()
-    x, y = synthetic_images(48, (16, 16, 3), classes=4, seed=0)
-    x = (x * 255).astype("float32")
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=2, verbose=0)
+    model, x, y = _trained("small_vgg", samples=48)
     budget = Budget(flash=int(_dense_flash(model, x) * 0.3))
 
     result = tfprune.compress(model, (x, y), (x, y), budget, epochs=0, search_steps=3, verbose=0)
@@ -242,11 +244,7 @@ def test_channels_plan_for_the_sparsity_the_prune_stage_keeps():
 
 
 def test_quantization_aware_training_is_kept_only_where_it_fits_and_measures_better():
-    model = MODELS["resnet8"]()
-    x, y = synthetic_images(96, (16, 16, 3), classes=4, seed=0)
-    x = (x * 255).astype("float32")
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=2, verbose=0)
+    model, x, y = _trained("resnet8")
     budget = Budget(flash=int(_dense_flash(model, x) * 0.6))
 
     result = tfprune.compress(model, (x, y), (x[:48], y[:48]), budget, epochs=2, qat=True, clusters=16,
