@@ -36,7 +36,7 @@ def _trained(name: str, samples: int = 96):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_artifact_meets_a_budget_that_needs_every_stage_and_the_report_is_the_artifacts(name):
     model, x, y = _trained(name)
-    budget = Budget(flash=int(_dense_flash(model, x) * 0.6))
+    budget = Budget(flash=int(_dense_flash(model, x) * 0.4))  # below what 16 LUT values alone give
 
     # 16 values: one width search (clusters="auto" plans three; its own test covers it)
     result = tfprune.compress(model, (x, y), (x[:48], y[:48]), budget, epochs=1, clusters=16, search_steps=3,
@@ -209,6 +209,21 @@ def test_auto_clusters_keep_the_plan_of_least_validation_loss_and_the_weights_st
     fixed = tfprune.compress(model, (x, y), (x, y), budget, epochs=0, clusters=8, search_steps=3, verbose=0)
     assert "planned for" not in fixed.report["stages"][1]["did"]
     assert "clustered to 8 values" in fixed.report["stages"][2]["did"]
+
+
+def test_when_the_weights_alone_fit_no_channel_is_cut_and_the_weights_stage_trains_every_epoch():
+    model = MODELS["small_vgg"]()
+    x, y = synthetic_images(48, (16, 16, 3), classes=4, seed=0)
+    x = (x * 255).astype("float32")
+    budget = Budget(flash=_dense_flash(model, x) - 1)  # 16 LUT values fit without a cut
+
+    result = tfprune.compress(model, (x, y), (x, y), budget, epochs=2, clusters=16, search_steps=2, verbose=0)
+
+    channels, weights = result.report["stages"][1], result.report["stages"][2]
+    assert channels["did"].startswith("kept all") and channels["epochs"] == 0
+    assert channels["macs"] == result.report["stages"][0]["macs"] == result.report["final"]["macs"]
+    assert weights["epochs"] == 2 and "fine-tuned 2 epochs" in weights["did"]
+    assert result.meets_budget and result.report["final"]["flash"] == len(result.artifact.flatbuffer)
 
 
 def test_prune_weights_zero_the_least_sparsity_that_fits_and_decode_prune_stores_them():

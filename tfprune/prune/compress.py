@@ -10,7 +10,9 @@ The stages, each checked on the exported artifact (:func:`tfprune.export`):
    ``"random"``); widths are allocated by a knapsack over those measured curves
    (a Lagrangian price on int8 weight bytes), and the price is searched until
    the exported artifact, weights encoded as the next stage will encode them,
-   meets the budget. The cut is the surgery; the model is then fine-tuned.
+   meets the budget. The cut is the surgery; the model is then fine-tuned. When
+   the planned weights fit the whole model, nothing is cut and the stage's
+   epochs go to the weights stage.
 3. **weights**: per-channel LUT clustering (at most 16 values, stored 4-bit by
    TFLite Micro's DECODE operator), fine-tuned with tfmot's clustering kept. With
    ``clusters="auto"`` (the default) the channels stage plans widths for 16, 8 and
@@ -258,6 +260,9 @@ def compress(
                 stages, store, "channels", context, current,
                 lambda: _channels_stage(current, context, selector, allocation, options, split["channels"]),
                 train_epochs=split["channels"])
+            if figures["macs"] == context.dense_macs and weights != "off":
+                # nothing was cut (the planned weights fit the whole model): the weights stage trains instead
+                figures["epochs"], split["weights"] = 0, split["weights"] + split["channels"]
         if weights != "off":
             current, figures = _stage(
                 stages, store, "weights", context, current,
@@ -327,12 +332,15 @@ def _channels_stage(model: Any, context: _Context, selector: str, allocation: st
         context.time_macs = _time_as_macs(model, groups, importance, context)
     widths, planned = _plan_widths(model, groups, importance, curves, context, encodings,
                                    give_back=allocation == "sensitivity")
+    kept = sum(widths.values())
+    total = sum(group.size for group in groups)
+    if kept == total and encodings[0][0] != "off":
+        return copy_model(model), (f"kept all {total} channels ({selector} selector{planned}): the planned "
+                                   f"weights fit without a cut, so the weights stage trains its epochs")
     from tfprune.prune.channels import prune_to_widths
 
     small = prune_to_widths(model, widths, importance, groups=groups)
     small = _fine_tune(small, context, epochs, "channels")
-    kept = sum(widths.values())
-    total = sum(group.size for group in groups)
     return small, (f"kept {kept} of {total} channels ({selector} selector, {allocation} widths{planned}), "
                    f"fine-tuned {epochs} epochs")
 
@@ -630,6 +638,9 @@ def _search_widths(model: Any, groups: list[Any], importance: dict[int, np.ndarr
     def fits(price: float) -> tuple[bool, dict[str, Any] | None]:
         return _fits(model, groups, importance, _allocate(groups, curves, price), context, encoding)
 
+    whole = {group.id: group.size for group in groups}
+    if _fits(model, groups, importance, whole, context, encoding)[0]:  # the planned weights alone fit
+        return whole
     low, high = PRICE_RANGE
     fitting, smallest = fits(high)
     while smallest is None and high > low * 10:  # the smallest cut may leave activations TFLite Micro rejects
