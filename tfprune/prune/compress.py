@@ -324,6 +324,12 @@ def _channels_stage(model: Any, context: _Context, selector: str, allocation: st
     from tfprune.core.graph import channel_groups
 
     groups = channel_groups(model)
+    if encodings[0][0] != "off" and _fits(model, groups, {}, {}, context, encodings[0])[0]:
+        # checked before the sensitivities are measured: they would rank channels no cut needs
+        channels = sum(group.size for group in groups)
+        return copy_model(model), (f"kept all {channels} channels: the weights as planned "
+                                   f"({_described(encodings[0])}) fit without a cut, so the weights stage "
+                                   "trains its epochs")
     importance = _importance(model, selector, context, groups)
     groups = [group for group in groups if group.id in importance]
     curves = _sensitivities(model, groups, importance, context) if allocation == "sensitivity" else \
@@ -441,6 +447,12 @@ def _encodings(weights: str, clusters: int | str, sparsity: float | None,
             return [("prune", sparsity)]
         return [("prune", PLANNED_SPARSITY)] if channels else [("prune", share) for share in SPARSITY_GRID]
     return [("off", 0)]
+
+
+def _described(encoding: tuple[str, float]) -> str:
+    """An encoding in words: "16 values per channel", "50% sparse"."""
+    kind, amount = encoding
+    return f"{int(amount)} values per channel" if kind == "lut" else f"{amount:.0%} sparse"
 
 
 def _first_fitting(model: Any, context: _Context, encodings: list[tuple[str, float]]) -> tuple[str, float]:
