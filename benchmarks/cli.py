@@ -141,7 +141,7 @@ def _scenario_sections(folder: Path, markdown: Path) -> str:
     sections = []
     encoding = folder / "prune_encoding.md"
     if encoding.exists():
-        sections.append("\n## DECODE PRUNE and the lean flatbuffer: bytes, arena, host time\n\n"
+        sections.append("\n## DECODE PRUNE and the lean flatbuffer: bytes, arena, Cortex-M4 time\n\n"
                         "MLPerf's trained ResNet-8 with per-layer magnitude masks, no fine-tuning (the accuracy "
                         "collapse is the masks', the float model shows it too); every file's TFLite Micro outputs "
                         "are bit-identical to the converter's. The benchmark's tfmot rows above carry the "
